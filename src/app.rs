@@ -1,0 +1,181 @@
+//! Wiring: builds the core from config, serves gRPC and HTTP, and shuts
+//! down honestly (NOT_SERVING first, then drain, then finish in-flight calls).
+
+use crate::config::Config;
+use crate::grpc::AuthGrpc;
+use crate::http::{Readiness, router};
+use crate::pb;
+use crate::pb::auth_service_server::AuthServiceServer;
+use crate::pipeline::Authenticator;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+
+/// Largest HTTP/2 header list a gRPC client may send. gRPC metadata is
+/// small; this bounds memory per stream against header floods.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
+/// The two listening sockets, bound before [`run`] so that tests can bind
+/// port 0 and read the real addresses.
+pub struct Listeners {
+    /// gRPC (AuthService, health, reflection).
+    pub grpc: TcpListener,
+    /// HTTP side port.
+    pub http: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses from config.
+    pub async fn bind(config: &Config) -> std::io::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(config.grpc_addr).await?,
+            http: TcpListener::bind(config.http_addr).await?,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> std::io::Result<SocketAddr> {
+        self.http.local_addr()
+    }
+}
+
+/// Why the server stopped abnormally.
+pub type RunError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves until `shutdown` resolves, then drains and returns.
+///
+/// Health is NOT_SERVING until the core is built, SERVING while it runs,
+/// and NOT_SERVING again from the moment `shutdown` resolves. After
+/// `drain_delay` the listeners stop accepting; in-flight calls then have
+/// `shutdown_grace` to finish before the server is dropped.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    // tonic-health starts "" as SERVING; nothing is loaded yet.
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
+        .await;
+
+    let core = Arc::new(Authenticator::from_config(&config));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let auth = AuthServiceServer::new(AuthGrpc::new(core.clone()))
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let grpc_addr = listeners.grpc_addr()?;
+    let http_addr = listeners.http_addr()?;
+    let grpc = tonic::transport::Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(auth)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
+            stopped(stop_rx.clone()),
+        );
+    let readiness = Readiness::default();
+    let http = axum::serve(listeners.http, router(readiness.clone()))
+        .with_graceful_shutdown(stopped(stop_rx));
+    let mut grpc_task = tokio::spawn(grpc);
+    let mut http_task = tokio::spawn(async move { http.await });
+
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    reporter.set_serving::<AuthServiceServer<AuthGrpc>>().await;
+    readiness.set(true);
+    tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
+
+    tokio::select! {
+        () = shutdown => {}
+        r = &mut grpc_task => return Err(format!("gRPC server stopped: {}", describe(r)).into()),
+        r = &mut http_task => return Err(format!("HTTP server stopped: {}", describe(r)).into()),
+    }
+
+    tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
+        .await;
+    readiness.set(false);
+    tokio::time::sleep(config.drain_delay).await;
+    // Receivers live inside the server futures; if both already ended there
+    // is nobody to tell, which is fine.
+    let _ = stop_tx.send(true);
+    let finished = tokio::time::timeout(config.shutdown_grace, async {
+        let (g, h) = tokio::join!(&mut grpc_task, &mut http_task);
+        (g, h)
+    })
+    .await;
+    match finished {
+        Ok((g, h)) => {
+            for (what, r) in [("gRPC", describe(g)), ("HTTP", describe(h))] {
+                if r != "ok" {
+                    tracing::warn!(server = what, error = %r, "server ended with an error during shutdown");
+                }
+            }
+            tracing::info!("stopped");
+        }
+        Err(_) => {
+            grpc_task.abort();
+            http_task.abort();
+            tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace elapsed; dropping remaining calls");
+        }
+    }
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // An error means the sender is gone: treat as stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn describe<E: std::fmt::Display>(r: Result<Result<(), E>, tokio::task::JoinError>) -> String {
+    match r {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Default sleep between a ready check's retries, for callers that poll.
+pub const READY_POLL: Duration = Duration::from_millis(20);

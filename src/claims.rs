@@ -1,0 +1,177 @@
+//! Reading verified JWT claims: numeric dates, audiences, role paths.
+//!
+//! A [`Claims`] only exists after a signature has verified, so its values
+//! may be used for decisions (except `user_metadata`, which users write).
+
+use crate::error::AuthError;
+use serde_json::{Map, Value};
+
+/// A dotted path into the claims object, e.g. `app_metadata.roles`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(Vec<String>);
+
+impl ClaimPath {
+    /// Parses `a.b.c`. Empty segments are refused, and so is any path under
+    /// `user_metadata`, which the user can write themselves.
+    pub fn parse(path: &str) -> Result<Self, String> {
+        let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(format!("role claim path `{path}` has an empty segment"));
+        }
+        if segments[0] == "user_metadata" {
+            return Err(format!(
+                "role claim path `{path}` is under user_metadata, which users can write; roles must come from an admin-controlled claim"
+            ));
+        }
+        Ok(Self(segments))
+    }
+
+    /// The path as written.
+    pub fn as_dotted(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// The verified payload of a token.
+#[derive(Debug)]
+pub struct Claims(Map<String, Value>);
+
+impl Claims {
+    /// Parses a verified payload; it must be a JSON object.
+    pub fn from_slice(payload: &[u8]) -> Result<Self, AuthError> {
+        serde_json::from_slice::<Map<String, Value>>(payload)
+            .map(Self)
+            .map_err(|_| AuthError::MalformedToken("payload is not a JSON object"))
+    }
+
+    /// A NumericDate claim (RFC 7519 §2) in whole seconds. Fractions are
+    /// truncated; a non-number is a malformed token.
+    pub fn numeric_date(&self, name: &'static str) -> Result<Option<i64>, AuthError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .map(Some)
+                .ok_or(AuthError::MalformedToken("a date claim is out of range")),
+            Some(_) => Err(AuthError::MalformedToken("a date claim is not a number")),
+        }
+    }
+
+    /// A string claim; a non-string value is a malformed token.
+    pub fn string(&self, name: &'static str) -> Result<Option<&str>, AuthError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(AuthError::MalformedToken("a string claim has another type")),
+        }
+    }
+
+    /// `aud` normalised to a list: absent → empty, a string → one, an array
+    /// of strings → all of them.
+    pub fn audiences(&self) -> Result<Vec<String>, AuthError> {
+        match self.0.get("aud") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(AuthError::MalformedToken("aud holds a non-string")),
+            Some(_) => Err(AuthError::MalformedToken(
+                "aud is neither a string nor an array",
+            )),
+        }
+    }
+
+    /// A claim that must be an object when present (`app_metadata`, ...).
+    pub fn object(&self, name: &'static str) -> Result<Map<String, Value>, AuthError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(_) => Err(AuthError::MalformedToken(
+                "a metadata claim is not an object",
+            )),
+        }
+    }
+
+    /// Roles found at any of `paths`, deduplicated in order of first
+    /// appearance. A path that leads to a non-array, and array items that
+    /// are not strings, are ignored (never an error: roles only ever add).
+    pub fn roles(&self, paths: &[ClaimPath]) -> Vec<String> {
+        let mut roles: Vec<String> = Vec::new();
+        for path in paths {
+            let mut node = self.0.get(&path.0[0]);
+            for seg in &path.0[1..] {
+                node = node.and_then(|v| v.get(seg));
+            }
+            let Some(Value::Array(items)) = node else {
+                continue;
+            };
+            for role in items.iter().filter_map(Value::as_str) {
+                if !role.is_empty() && !roles.iter().any(|r| r == role) {
+                    roles.push(role.to_owned());
+                }
+            }
+        }
+        roles
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: &str) -> Claims {
+        Claims::from_slice(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn audiences_normalise() {
+        let cases = [
+            ("absent", r#"{}"#, Ok(vec![])),
+            ("string", r#"{"aud":"a"}"#, Ok(vec!["a".to_string()])),
+            (
+                "array",
+                r#"{"aud":["a","b"]}"#,
+                Ok(vec!["a".into(), "b".into()]),
+            ),
+            ("number", r#"{"aud":1}"#, Err("malformed_token")),
+            ("mixed array", r#"{"aud":["a",1]}"#, Err("malformed_token")),
+        ];
+        for (what, json, want) in cases {
+            let got = claims(json).audiences().map_err(|e| e.reason());
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn roles_from_paths_ignore_junk() {
+        let c = claims(
+            r#"{"app_metadata":{"roles":["admin",3,"editor","admin"],"authorization":{"roles":["editor","ops"]}},
+                "user_metadata":{"roles":["god"]}}"#,
+        );
+        let paths = [
+            ClaimPath::parse("app_metadata.roles").unwrap(),
+            ClaimPath::parse("app_metadata.authorization.roles").unwrap(),
+        ];
+        assert_eq!(c.roles(&paths), ["admin", "editor", "ops"]);
+        let c = claims(r#"{"app_metadata":{"roles":"admin"}}"#);
+        assert!(c.roles(&paths).is_empty(), "a string is not a role list");
+    }
+
+    #[test]
+    fn paths_under_user_metadata_are_refused() {
+        assert!(ClaimPath::parse("user_metadata.roles").is_err());
+        assert!(ClaimPath::parse("app_metadata..roles").is_err());
+        assert!(ClaimPath::parse("").is_err());
+    }
+
+    #[test]
+    fn numeric_dates() {
+        assert_eq!(claims(r#"{"exp":10}"#).numeric_date("exp"), Ok(Some(10)));
+        assert_eq!(claims(r#"{"exp":10.9}"#).numeric_date("exp"), Ok(Some(10)));
+        assert_eq!(claims(r#"{}"#).numeric_date("exp"), Ok(None));
+        assert!(claims(r#"{"exp":"10"}"#).numeric_date("exp").is_err());
+    }
+}

@@ -1,0 +1,968 @@
+//! Configuration: a TOML file, `AUTHGATE_*` environment overrides, secrets
+//! from `*_FILE` paths, and the embedded zero-config dev default.
+//!
+//! [`Config::load`] parses and validates everything in one pass and returns
+//! *every* problem at once ([`ConfigErrors`]), before any socket is bound.
+//! Precedence, highest first: command-line flag, environment variable, file,
+//! default.
+
+use crate::claims::ClaimPath;
+use crate::keys::Secret;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::{Table, Value};
+
+/// Path of the config file.
+pub const ENV_CONFIG: &str = "AUTHGATE_CONFIG";
+/// gRPC listen address.
+pub const ENV_GRPC_ADDR: &str = "AUTHGATE_GRPC_ADDR";
+/// HTTP listen address.
+pub const ENV_HTTP_ADDR: &str = "AUTHGATE_HTTP_ADDR";
+/// Log format: `human` or `json`.
+pub const ENV_LOG_FORMAT: &str = "AUTHGATE_LOG_FORMAT";
+/// Log level / filter (tracing `EnvFilter` syntax).
+pub const ENV_LOG_LEVEL: &str = "AUTHGATE_LOG_LEVEL";
+/// Maximum token size in bytes.
+pub const ENV_MAX_TOKEN_BYTES: &str = "AUTHGATE_MAX_TOKEN_BYTES";
+/// Grace period for in-flight calls on shutdown.
+pub const ENV_SHUTDOWN_GRACE: &str = "AUTHGATE_SHUTDOWN_GRACE";
+/// How long to keep serving (while reporting NOT_SERVING) before draining.
+pub const ENV_DRAIN_DELAY: &str = "AUTHGATE_DRAIN_DELAY";
+/// The dev issuer's secret (zero-config mode only).
+pub const ENV_DEV_SECRET: &str = "AUTHGATE_DEV_SECRET";
+/// Prefix of per-issuer secret variables: `AUTHGATE_ISSUER_<NAME>_SECRET`,
+/// `..._SECRET_FILE`, `..._PREVIOUS_SECRET`, `..._PREVIOUS_SECRET_FILE`.
+pub const ENV_ISSUER_PREFIX: &str = "AUTHGATE_ISSUER_";
+
+/// Default gRPC listen address (loopback: exposing it is a decision).
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// Default maximum token size: 16 KiB.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Default maximum decoded gRPC message: 64 KiB (a request is a token and
+/// some headers; anything bigger is refused before it is decoded).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Default grace for in-flight calls on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default leeway on `exp`/`nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Largest leeway accepted.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Shortest HS256 secret accepted, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Default role claim paths for GoTrue-shaped issuers.
+pub const DEFAULT_ROLE_CLAIMS: [&str; 2] =
+    ["app_metadata.roles", "app_metadata.authorization.roles"];
+/// Name of the issuer the zero-config mode creates.
+pub const DEV_ISSUER: &str = "dev";
+/// Where the zero-config mode keeps its generated secret, under the
+/// working directory.
+pub const DEV_SECRET_PATH: &str = ".authgate/dev-secret";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings (`[log]`).
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// `format`: `human` (default) or `json`.
+    pub format: LogFormat,
+    /// `level`: a tracing filter, default `info`.
+    pub level: String,
+}
+
+/// The kinds of issuer authgate can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuerKind {
+    /// `hs256`: HMAC-SHA256 with shared secrets (GoTrue / Netlify Identity
+    /// with a known secret, or any service that signs with a shared secret).
+    Hs256,
+}
+
+/// One `[[issuers]]` entry.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// `name`: required, unique, `[a-z0-9_-]+`. Reported as `Identity.issuer`.
+    pub name: String,
+    /// `kind`: default `hs256`.
+    pub kind: IssuerKind,
+    /// `secret` / `secret_file` / `AUTHGATE_ISSUER_<NAME>_SECRET[_FILE]`:
+    /// required, at least 16 bytes; signs nothing, verifies tokens.
+    pub secret: Secret,
+    /// `previous_secret` / `previous_secret_file` / `..._PREVIOUS_SECRET[_FILE]`:
+    /// optional, still accepted during a rotation. Default none.
+    pub previous_secret: Option<Secret>,
+    /// `leeway`: clock skew allowed on `exp` and `nbf`. Default 30s, at most 300s.
+    pub leeway: Duration,
+    /// `audiences`: when non-empty, `aud` must contain one of them. Default
+    /// empty (GoTrue often omits `aud`).
+    pub audiences: Vec<String>,
+    /// `iss`: when set, the `iss` claim must equal it, and tokens carrying it
+    /// are routed here. Default unset (GoTrue writes no `iss`).
+    pub expected_iss: Option<String>,
+    /// `role_claims`: dotted claim paths holding role arrays. Default
+    /// `["app_metadata.roles", "app_metadata.authorization.roles"]`; never
+    /// under `user_metadata`.
+    pub role_claims: Vec<ClaimPath>,
+    /// `allow_system_principal`: accept `sub` "0"/nil UUID (Netlify's
+    /// operator token). Default false.
+    pub allow_system_principal: bool,
+    /// `default`: route tokens here when no issuer's `iss` matches. Default
+    /// false; with a single issuer it is implied.
+    pub default: bool,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Zero-config: one `dev` issuer; the secret's origin is described.
+    Dev {
+        /// `AUTHGATE_DEV_SECRET` or the secret file's path.
+        secret_origin: String,
+    },
+    /// A config file was given; no issuer is invented.
+    File(PathBuf),
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How it was loaded.
+    pub mode: Mode,
+    /// `server.grpc_addr`: default `127.0.0.1:50051`.
+    pub grpc_addr: SocketAddr,
+    /// `server.http_addr`: default `127.0.0.1:8080`.
+    pub http_addr: SocketAddr,
+    /// `server.max_token_bytes`: default 16384 (1024..=1048576).
+    pub max_token_bytes: usize,
+    /// `server.max_message_bytes`: default 65536 (4096..=4194304).
+    pub max_message_bytes: usize,
+    /// `server.shutdown_grace`: default 10s.
+    pub shutdown_grace: Duration,
+    /// `server.drain_delay`: default 0s. After SIGTERM, keep serving this long
+    /// while health reports NOT_SERVING, so load balancers stop sending.
+    pub drain_delay: Duration,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[[issuers]]`: at least one.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// Every problem found while loading, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} error(s)):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Everything [`Config::load`] reads from outside.
+pub struct Inputs<'a> {
+    /// `--config` (else `AUTHGATE_CONFIG` is read through `env`).
+    pub config_path: Option<PathBuf>,
+    /// `--grpc-addr`.
+    pub grpc_addr: Option<String>,
+    /// `--http-addr`.
+    pub http_addr: Option<String>,
+    /// Environment lookup (a closure so tests need not touch the process env).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Base for the dev secret path.
+    pub workdir: PathBuf,
+}
+
+impl Config {
+    /// Loads, overrides and validates in one pass.
+    pub fn load(inputs: &Inputs<'_>) -> Result<Config, ConfigErrors> {
+        let path = inputs
+            .config_path
+            .clone()
+            .or_else(|| (inputs.env)(ENV_CONFIG).map(PathBuf::from));
+        let mut r = Reader {
+            errors: Vec::new(),
+            env: inputs.env,
+        };
+        let (root, mode) = match &path {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(text) => match text.parse::<Table>() {
+                    Ok(t) => (t, Mode::File(p.clone())),
+                    Err(e) => {
+                        return Err(ConfigErrors(vec![format!(
+                            "{}: {}",
+                            p.display(),
+                            e.message()
+                        )]));
+                    }
+                },
+                Err(e) => {
+                    return Err(ConfigErrors(vec![format!(
+                        "cannot read config file {}: {e}",
+                        p.display()
+                    )]));
+                }
+            },
+            None => (
+                Table::new(),
+                Mode::Dev {
+                    secret_origin: String::new(),
+                },
+            ),
+        };
+
+        let mut top = Section::new("", Some(&root));
+        let server = top.table(&mut r, "server");
+        let log = top.table(&mut r, "log");
+        let issuers_raw = top.array_of_tables(&mut r, "issuers");
+        top.finish(&mut r);
+
+        let mut s = Section::new("server", server);
+        let grpc_addr = s
+            .parsed(
+                &mut r,
+                "grpc_addr",
+                Some(ENV_GRPC_ADDR),
+                inputs.grpc_addr.as_deref(),
+                parse_addr,
+            )
+            .unwrap_or_else(|| default_addr(DEFAULT_GRPC_ADDR));
+        let http_addr = s
+            .parsed(
+                &mut r,
+                "http_addr",
+                Some(ENV_HTTP_ADDR),
+                inputs.http_addr.as_deref(),
+                parse_addr,
+            )
+            .unwrap_or_else(|| default_addr(DEFAULT_HTTP_ADDR));
+        let max_token_bytes = s
+            .parsed(
+                &mut r,
+                "max_token_bytes",
+                Some(ENV_MAX_TOKEN_BYTES),
+                None,
+                |v| parse_bounded(v, 1024, 1024 * 1024),
+            )
+            .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        let max_message_bytes = s
+            .parsed(&mut r, "max_message_bytes", None, None, |v| {
+                parse_bounded(v, 4096, 4 * 1024 * 1024)
+            })
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let shutdown_grace = s
+            .parsed(
+                &mut r,
+                "shutdown_grace",
+                Some(ENV_SHUTDOWN_GRACE),
+                None,
+                parse_duration,
+            )
+            .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+        let drain_delay = s
+            .parsed(
+                &mut r,
+                "drain_delay",
+                Some(ENV_DRAIN_DELAY),
+                None,
+                parse_duration,
+            )
+            .unwrap_or_default();
+        s.finish(&mut r);
+        if grpc_addr == http_addr && grpc_addr.port() != 0 {
+            r.errors.push(format!(
+                "server.grpc_addr and server.http_addr are both {grpc_addr}"
+            ));
+        }
+        if max_message_bytes < max_token_bytes {
+            r.errors.push(format!(
+                "server.max_message_bytes ({max_message_bytes}) is smaller than server.max_token_bytes ({max_token_bytes})"
+            ));
+        }
+
+        let mut l = Section::new("log", log);
+        let format = l
+            .parsed(&mut r, "format", Some(ENV_LOG_FORMAT), None, |v| match v {
+                "human" => Ok(LogFormat::Human),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("must be `human` or `json`".to_string()),
+            })
+            .unwrap_or(LogFormat::Human);
+        let level = l
+            .parsed(&mut r, "level", Some(ENV_LOG_LEVEL), None, |v| {
+                tracing_subscriber::EnvFilter::try_new(v)
+                    .map(|_| v.to_string())
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap_or_else(|| "info".to_string());
+        l.finish(&mut r);
+
+        let mut issuers = Vec::new();
+        let mode = match mode {
+            Mode::File(p) => {
+                for (i, t) in issuers_raw.iter().enumerate() {
+                    if let Some(iss) = read_issuer(&mut r, i, t) {
+                        issuers.push(iss);
+                    }
+                }
+                if issuers_raw.is_empty() {
+                    r.errors.push(
+                        "no [[issuers]] configured: authgate would deny every request".into(),
+                    );
+                }
+                Mode::File(p)
+            }
+            Mode::Dev { .. } => match dev_issuer(inputs) {
+                Ok((iss, secret_origin)) => {
+                    issuers.push(iss);
+                    Mode::Dev { secret_origin }
+                }
+                Err(e) => {
+                    r.errors.push(e);
+                    Mode::Dev {
+                        secret_origin: String::new(),
+                    }
+                }
+            },
+        };
+        check_issuers(&mut r, &issuers);
+
+        if r.errors.is_empty() {
+            Ok(Config {
+                mode,
+                grpc_addr,
+                http_addr,
+                max_token_bytes,
+                max_message_bytes,
+                shutdown_grace,
+                drain_delay,
+                log: LogConfig { format, level },
+                issuers,
+            })
+        } else {
+            Err(ConfigErrors(r.errors))
+        }
+    }
+
+    /// The effective configuration as TOML, secrets replaced by a marker.
+    pub fn render_redacted(&self) -> String {
+        let mut out = String::new();
+        let q = |s: &str| Value::String(s.to_string()).to_string();
+        let d = |d: Duration| q(&humantime::format_duration(d).to_string());
+        if let Mode::Dev { secret_origin } = &self.mode {
+            out.push_str(&format!(
+                "# zero-config dev mode; dev secret from {secret_origin}\n"
+            ));
+        }
+        out.push_str("[server]\n");
+        out.push_str(&format!("grpc_addr = {}\n", q(&self.grpc_addr.to_string())));
+        out.push_str(&format!("http_addr = {}\n", q(&self.http_addr.to_string())));
+        out.push_str(&format!("max_token_bytes = {}\n", self.max_token_bytes));
+        out.push_str(&format!("max_message_bytes = {}\n", self.max_message_bytes));
+        out.push_str(&format!("shutdown_grace = {}\n", d(self.shutdown_grace)));
+        out.push_str(&format!("drain_delay = {}\n", d(self.drain_delay)));
+        out.push_str("\n[log]\n");
+        let format = match self.log.format {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        };
+        out.push_str(&format!(
+            "format = {}\nlevel = {}\n",
+            q(format),
+            q(&self.log.level)
+        ));
+        for i in &self.issuers {
+            out.push_str("\n[[issuers]]\n");
+            out.push_str(&format!("name = {}\nkind = \"hs256\"\n", q(&i.name)));
+            out.push_str(&format!(
+                "secret = \"[redacted: {} bytes]\"\n",
+                i.secret.len()
+            ));
+            if let Some(p) = &i.previous_secret {
+                out.push_str(&format!(
+                    "previous_secret = \"[redacted: {} bytes]\"\n",
+                    p.len()
+                ));
+            }
+            out.push_str(&format!("leeway = {}\n", d(i.leeway)));
+            let list = |v: Vec<String>| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!("audiences = [{}]\n", list(i.audiences.clone())));
+            if let Some(iss) = &i.expected_iss {
+                out.push_str(&format!("iss = {}\n", q(iss)));
+            }
+            out.push_str(&format!(
+                "role_claims = [{}]\n",
+                list(i.role_claims.iter().map(ClaimPath::as_dotted).collect())
+            ));
+            out.push_str(&format!(
+                "allow_system_principal = {}\n",
+                i.allow_system_principal
+            ));
+            out.push_str(&format!("default = {}\n", i.default));
+        }
+        out
+    }
+}
+
+fn default_addr(s: &str) -> SocketAddr {
+    // infallible: the DEFAULT_*_ADDR constants are valid literals (tested).
+    s.parse().expect("valid default address")
+}
+
+fn parse_addr(v: &str) -> Result<SocketAddr, String> {
+    v.parse()
+        .map_err(|_| "not a socket address like 127.0.0.1:50051".to_string())
+}
+
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v).map_err(|e| format!("not a duration like \"30s\": {e}"))
+}
+
+fn parse_bounded(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("must be an integer from {min} to {max}")),
+    }
+}
+
+/// Env var name part for an issuer: `netlify-prod` → `NETLIFY_PROD`.
+pub fn issuer_env_name(issuer: &str) -> String {
+    issuer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<IssuerConfig> {
+    let mut s = Section::new(&format!("issuers[{index}]"), Some(table));
+    let name = s.parsed(r, "name", None, None, |v| Ok(v.to_string()));
+    let Some(name) = name else {
+        r.errors.push(format!("issuers[{index}].name is required"));
+        s.finish(r);
+        return None;
+    };
+    s.label = format!("issuers[{index}] ({name})");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        r.errors
+            .push(format!("{}: name must match [a-z0-9_-]+", s.label));
+    }
+    let kind = s
+        .parsed(r, "kind", None, None, |v| match v {
+            "hs256" => Ok(IssuerKind::Hs256),
+            _ => Err("unknown kind (supported: hs256)".to_string()),
+        })
+        .unwrap_or(IssuerKind::Hs256);
+    let env = format!("{ENV_ISSUER_PREFIX}{}", issuer_env_name(&name));
+    let secret = read_secret(r, &mut s, "secret", &format!("{env}_SECRET"));
+    let previous_secret = read_secret(
+        r,
+        &mut s,
+        "previous_secret",
+        &format!("{env}_PREVIOUS_SECRET"),
+    );
+    let leeway = s
+        .parsed(r, "leeway", None, None, parse_duration)
+        .unwrap_or(DEFAULT_LEEWAY);
+    if leeway > MAX_LEEWAY {
+        r.errors
+            .push(format!("{}.leeway must be at most 300s", s.label));
+    }
+    let audiences = s.strings(r, "audiences").unwrap_or_default();
+    let expected_iss = s.parsed(r, "iss", None, None, |v| Ok(v.to_string()));
+    if expected_iss.as_deref() == Some("") {
+        r.errors.push(format!(
+            "{}.iss is empty: leave it out to accept tokens without `iss`",
+            s.label
+        ));
+    }
+    let role_claims = s
+        .strings(r, "role_claims")
+        .unwrap_or_else(|| DEFAULT_ROLE_CLAIMS.iter().map(|p| p.to_string()).collect())
+        .iter()
+        .filter_map(|p| {
+            ClaimPath::parse(p)
+                .map_err(|e| r.errors.push(format!("{}: {e}", s.label)))
+                .ok()
+        })
+        .collect();
+    let allow_system_principal = s.boolean(r, "allow_system_principal").unwrap_or(false);
+    let default = s.boolean(r, "default").unwrap_or(false);
+    let label = s.label.clone();
+    s.finish(r);
+    let Some(secret) = secret else {
+        r.errors.push(format!(
+            "{label}: a secret is required (secret, secret_file or {env}_SECRET[_FILE])"
+        ));
+        return None;
+    };
+    Some(IssuerConfig {
+        name,
+        kind,
+        secret,
+        previous_secret,
+        leeway,
+        audiences,
+        expected_iss,
+        role_claims,
+        allow_system_principal,
+        default,
+    })
+}
+
+/// A secret from (highest first) `<ENV>`, `<ENV>_FILE`, `key`, `key_file`.
+/// Setting both a value and a file at the same level is an error; so is a
+/// secret shorter than [`MIN_SECRET_BYTES`]. A file's trailing newline is
+/// dropped (Kubernetes Secrets made with `echo` carry one).
+fn read_secret(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, env: &str) -> Option<Secret> {
+    let env_file = format!("{env}_FILE");
+    let key_file = format!("{key}_file");
+    let from_env = (r.env)(env);
+    let from_env_file = (r.env)(&env_file);
+    let inline = s.parsed(r, key, None, None, |v| Ok(v.to_string()));
+    let file = s.parsed(r, &key_file, None, None, |v| Ok(PathBuf::from(v)));
+    let label = s.label.clone();
+    let (origin, value) = match (from_env, from_env_file, inline, file) {
+        (Some(_), Some(_), _, _) => {
+            r.errors
+                .push(format!("{label}: both {env} and {env_file} are set"));
+            return None;
+        }
+        (Some(v), None, _, _) => (env.to_string(), Ok(v.into_bytes())),
+        (None, Some(p), _, _) => (env_file.clone(), read_secret_file(Path::new(&p))),
+        (None, None, Some(_), Some(_)) => {
+            r.errors
+                .push(format!("{label}: set {key} or {key_file}, not both"));
+            return None;
+        }
+        (None, None, Some(v), None) => (format!("{label}.{key}"), Ok(v.into_bytes())),
+        (None, None, None, Some(p)) => (format!("{label}.{key_file}"), read_secret_file(&p)),
+        (None, None, None, None) => return None,
+    };
+    match value {
+        Err(e) => {
+            r.errors.push(format!("{label}: {origin}: {e}"));
+            None
+        }
+        Ok(bytes) if bytes.len() < MIN_SECRET_BYTES => {
+            r.errors.push(format!(
+                "{label}: {origin} is shorter than {MIN_SECRET_BYTES} bytes"
+            ));
+            None
+        }
+        Ok(bytes) => Some(Secret::new(bytes)),
+    }
+}
+
+fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
+fn check_issuers(r: &mut Reader<'_>, issuers: &[IssuerConfig]) {
+    let mut names = BTreeSet::new();
+    let mut isses = BTreeSet::new();
+    for i in issuers {
+        if !names.insert(i.name.as_str()) {
+            r.errors
+                .push(format!("issuer name `{}` is used twice", i.name));
+        }
+        if let Some(iss) = &i.expected_iss
+            && !isses.insert(iss.as_str())
+        {
+            r.errors.push(format!(
+                "two issuers expect the same iss `{iss}`: routing would be ambiguous"
+            ));
+        }
+    }
+    if issuers.iter().filter(|i| i.default).count() > 1 {
+        r.errors
+            .push("more than one issuer has default = true".into());
+    }
+}
+
+/// The zero-config issuer: GoTrue-shaped HS256, secret from
+/// `AUTHGATE_DEV_SECRET`, else `.authgate/dev-secret` (created once).
+fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
+    let (secret, origin) = dev_secret(inputs)?;
+    let issuer = IssuerConfig {
+        name: DEV_ISSUER.to_string(),
+        kind: IssuerKind::Hs256,
+        secret,
+        previous_secret: None,
+        leeway: DEFAULT_LEEWAY,
+        audiences: Vec::new(),
+        expected_iss: None,
+        // infallible: the default paths are valid (tested in claims).
+        role_claims: DEFAULT_ROLE_CLAIMS
+            .iter()
+            .filter_map(|p| ClaimPath::parse(p).ok())
+            .collect(),
+        allow_system_principal: false,
+        default: true,
+    };
+    Ok((issuer, origin))
+}
+
+/// The dev secret and where it came from; generates and stores one (mode
+/// 0600) on first use so that `authgate token` and the server agree.
+pub fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
+    if let Some(v) = (inputs.env)(ENV_DEV_SECRET) {
+        if v.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "{ENV_DEV_SECRET} is shorter than {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        return Ok((Secret::new(v.into_bytes()), ENV_DEV_SECRET.to_string()));
+    }
+    let path = inputs.workdir.join(DEV_SECRET_PATH);
+    let origin = path.display().to_string();
+    if path.exists() {
+        let bytes = read_secret_file(&path)?;
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(format!("{origin} is shorter than {MIN_SECRET_BYTES} bytes"));
+        }
+        return Ok((Secret::new(bytes), origin));
+    }
+    use base64::Engine;
+    let raw: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    write_private(&path, text.as_bytes()).map_err(|e| format!("cannot create {origin}: {e}"))?;
+    Ok((Secret::new(text.into_bytes()), origin))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+/// Collects errors while reading.
+struct Reader<'a> {
+    errors: Vec<String>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// One TOML table being read; remembers which keys were used so that
+/// unknown keys (typos) are reported.
+struct Section<'t> {
+    label: String,
+    table: Option<&'t Table>,
+    used: BTreeSet<String>,
+}
+
+impl<'t> Section<'t> {
+    fn new(label: &str, table: Option<&'t Table>) -> Self {
+        Self {
+            label: label.to_string(),
+            table,
+            used: BTreeSet::new(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        if self.label.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.label)
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<&'t Value> {
+        self.used.insert(key.to_string());
+        self.table.and_then(|t| t.get(key))
+    }
+
+    fn table(&mut self, r: &mut Reader<'_>, key: &str) -> Option<&'t Table> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Table(t)) => Some(t),
+            Some(_) => {
+                r.errors.push(format!("{} must be a table", self.key(key)));
+                None
+            }
+        }
+    }
+
+    fn array_of_tables(&mut self, r: &mut Reader<'_>, key: &str) -> Vec<&'t Table> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::Table(t) => Some(t),
+                    _ => {
+                        r.errors.push(format!(
+                            "{} must be an array of tables ([[{key}]])",
+                            self.key(key)
+                        ));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                r.errors.push(format!(
+                    "{} must be an array of tables ([[{key}]])",
+                    self.key(key)
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    /// A scalar given as a flag, an env var or a TOML string/integer,
+    /// parsed by `parse`; errors name the origin.
+    fn parsed<T>(
+        &mut self,
+        r: &mut Reader<'_>,
+        key: &str,
+        env: Option<&str>,
+        flag: Option<&str>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let from_toml = self.get(key);
+        let full = self.key(key);
+        let (origin, text) = if let Some(f) = flag {
+            (format!("{full} (from flag)"), f.to_string())
+        } else if let Some((var, v)) = env.and_then(|var| (r.env)(var).map(|v| (var, v))) {
+            (format!("{full} (from {var})"), v)
+        } else {
+            match from_toml {
+                None => return None,
+                Some(Value::String(s)) => (full, s.clone()),
+                Some(Value::Integer(i)) => (full, i.to_string()),
+                Some(_) => {
+                    r.errors.push(format!("{full} must be a string"));
+                    return None;
+                }
+            }
+        };
+        parse(&text)
+            .map_err(|e| r.errors.push(format!("{origin}: {e}")))
+            .ok()
+    }
+
+    fn boolean(&mut self, r: &mut Reader<'_>, key: &str) -> Option<bool> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Boolean(b)) => Some(*b),
+            Some(_) => {
+                r.errors
+                    .push(format!("{} must be true or false", self.key(key)));
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, r: &mut Reader<'_>, key: &str) -> Option<Vec<String>> {
+        match self.get(key) {
+            None => None,
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => Some(
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            Some(_) => {
+                r.errors
+                    .push(format!("{} must be an array of strings", self.key(key)));
+                None
+            }
+        }
+    }
+
+    fn finish(self, r: &mut Reader<'_>) {
+        let Some(t) = self.table else { return };
+        for k in t.keys().filter(|k| !self.used.contains(*k)) {
+            r.errors.push(format!("unknown key `{}`", self.key(k)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authgate.toml");
+        std::fs::write(&path, toml).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.get(k).cloned();
+        Config::load(&Inputs {
+            config_path: Some(path),
+            grpc_addr: None,
+            http_addr: None,
+            env: &lookup,
+            workdir: dir.path().to_path_buf(),
+        })
+    }
+
+    const GOOD: &str = r#"
+        [[issuers]]
+        name = "netlify"
+        secret = "0123456789abcdef0123"
+    "#;
+
+    #[test]
+    fn defaults() {
+        let c = load(GOOD, &[]).unwrap();
+        assert_eq!(c.grpc_addr, default_addr(DEFAULT_GRPC_ADDR));
+        assert_eq!(c.http_addr, default_addr(DEFAULT_HTTP_ADDR));
+        assert_eq!(c.max_token_bytes, 16384);
+        let i = &c.issuers[0];
+        assert_eq!(i.leeway, Duration::from_secs(30));
+        assert_eq!(i.role_claims.len(), 2);
+        assert!(!i.allow_system_principal);
+    }
+
+    #[test]
+    fn env_overrides_file_and_secret_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "from-a-mounted-secret-file\n").unwrap();
+        let c = load(
+            GOOD,
+            &[
+                ("AUTHGATE_GRPC_ADDR", "127.0.0.1:6000"),
+                (
+                    "AUTHGATE_ISSUER_NETLIFY_SECRET_FILE",
+                    secret.to_str().unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.grpc_addr.port(), 6000);
+        assert_eq!(c.issuers[0].secret.expose(), b"from-a-mounted-secret-file");
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let errs = load(
+            r#"
+            [server]
+            grpc_addr = "nowhere"
+            max_token_bytes = 5
+            shutdown_grace = "soon"
+            typo = 1
+            [log]
+            format = "xml"
+            [[issuers]]
+            name = "A B"
+            secret = "short"
+            leeway = "10m"
+            role_claims = ["user_metadata.roles"]
+            [[issuers]]
+            secret = "0123456789abcdef0123"
+            "#,
+            &[],
+        )
+        .unwrap_err();
+        let text = errs.to_string();
+        for needle in [
+            "server.grpc_addr",
+            "server.max_token_bytes",
+            "server.shutdown_grace",
+            "unknown key `server.typo`",
+            "log.format",
+            "name must match",
+            "shorter than 16 bytes",
+            "leeway must be at most 300s",
+            "user_metadata",
+            "issuers[1].name is required",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert!(errs.0.len() >= 10, "{text}");
+        assert!(
+            !text.contains("short\""),
+            "a secret value leaked into errors:\n{text}"
+        );
+    }
+
+    #[test]
+    fn no_issuer_is_invented_with_a_file() {
+        let errs = load("", &[]).unwrap_err();
+        assert!(errs.to_string().contains("no [[issuers]]"));
+    }
+
+    #[test]
+    fn redacted_render_has_no_secret() {
+        let c = load(
+            GOOD,
+            &[(
+                "AUTHGATE_ISSUER_NETLIFY_PREVIOUS_SECRET",
+                "previous-secret-value-xyz",
+            )],
+        )
+        .unwrap();
+        let out = c.render_redacted();
+        assert!(
+            !out.contains("0123456789abcdef0123") && !out.contains("previous-secret-value-xyz"),
+            "{out}"
+        );
+        assert!(out.contains("[redacted: 20 bytes]"), "{out}");
+        assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
+        out.parse::<Table>().expect("rendered config is TOML");
+    }
+
+    #[test]
+    fn dev_mode_creates_and_reuses_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_env = |_: &str| None;
+        let inputs = Inputs {
+            config_path: None,
+            grpc_addr: None,
+            http_addr: None,
+            env: &no_env,
+            workdir: dir.path().to_path_buf(),
+        };
+        let a = Config::load(&inputs).unwrap();
+        let b = Config::load(&inputs).unwrap();
+        assert_eq!(a.issuers[0].name, "dev");
+        assert_eq!(a.issuers[0].secret, b.issuers[0].secret);
+        let meta = std::fs::metadata(dir.path().join(DEV_SECRET_PATH)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,209 @@
+//! Every way a request can be denied, and its mapping to the wire.
+//!
+//! Each variant's doc says *when* it happens. [`AuthError::reason`],
+//! [`AuthError::grpc_code`] and [`AuthError::http_status`] are the one place
+//! that maps a variant to its stable reason, gRPC code and HTTP status; the
+//! adapters never decide these themselves. Messages are written for humans
+//! and never contain token content, secrets or unverified claims.
+
+use std::fmt;
+
+/// The domain of every `google.rpc.ErrorInfo` authgate returns.
+pub const ERROR_DOMAIN: &str = "authgate";
+
+/// A denial, with enough detail to tell the caller what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// The request carried no token: no `token`, no `Authorization: Bearer`
+    /// header and no `nf_jwt` cookie.
+    MissingCredential,
+    /// The credential is not a well-formed compact JWS, or its header or
+    /// payload is not the JSON it must be. The detail names the part, never
+    /// its content.
+    MalformedToken(&'static str),
+    /// The token is longer than `max_token_bytes`; checked before any parsing.
+    TokenTooLarge {
+        /// The configured `max_token_bytes`.
+        limit: usize,
+    },
+    /// The header's `alg` is not one the chosen issuer accepts (for GoTrue:
+    /// anything but `HS256`, including `none` in any casing). Checked before
+    /// any key is touched.
+    UnsupportedAlgorithm,
+    /// No configured key produced the token's signature.
+    BadSignature,
+    /// `exp` is in the past by more than the issuer's leeway.
+    TokenExpired,
+    /// `nbf` is in the future by more than the issuer's leeway.
+    TokenNotYetValid,
+    /// A claim the issuer requires is absent (`exp`, `sub`, or `iss` when an
+    /// issuer is expected).
+    MissingClaim(&'static str),
+    /// The issuer expects audiences and the token's `aud` has none of them.
+    WrongAudience,
+    /// The token's `iss` is not the one the issuer expects, or no configured
+    /// issuer accepts tokens without a matching `iss`.
+    WrongIssuer,
+    /// The token is Netlify's operator/admin token (`sub` of `"0"` or the nil
+    /// UUID), which is not an end user, and the issuer does not allow it.
+    SystemPrincipal,
+    /// The token is valid but holds none of the roles the request requires.
+    InsufficientRole,
+    /// The request names an issuer that is not configured.
+    UnknownIssuer,
+    /// The request itself is malformed: e.g. both `token` and a credential in
+    /// `headers`, or two different credentials of the same kind.
+    InvalidRequest(&'static str),
+}
+
+impl AuthError {
+    /// The stable snake_case reason: ErrorInfo `reason`, log field, metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingCredential => "missing_credential",
+            Self::MalformedToken(_) => "malformed_token",
+            Self::TokenTooLarge { .. } => "token_too_large",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::SystemPrincipal => "system_principal",
+            Self::InsufficientRole => "insufficient_role",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::InvalidRequest(_) => "invalid_request",
+        }
+    }
+
+    /// The gRPC status code of this denial.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Self::InsufficientRole => tonic::Code::PermissionDenied,
+            Self::UnknownIssuer | Self::InvalidRequest(_) => tonic::Code::InvalidArgument,
+            Self::MissingCredential
+            | Self::MalformedToken(_)
+            | Self::TokenTooLarge { .. }
+            | Self::UnsupportedAlgorithm
+            | Self::BadSignature
+            | Self::TokenExpired
+            | Self::TokenNotYetValid
+            | Self::MissingClaim(_)
+            | Self::WrongAudience
+            | Self::WrongIssuer
+            | Self::SystemPrincipal => tonic::Code::Unauthenticated,
+        }
+    }
+
+    /// The HTTP status of this denial (forward-auth and ext_authz adapters).
+    pub fn http_status(&self) -> u16 {
+        match self.grpc_code() {
+            tonic::Code::PermissionDenied => 403,
+            tonic::Code::InvalidArgument => 400,
+            tonic::Code::Unavailable => 503,
+            tonic::Code::Unauthenticated => 401,
+            _ => 500,
+        }
+    }
+
+    /// Every variant, one of each, for tables and exhaustive tests.
+    pub fn examples() -> Vec<AuthError> {
+        vec![
+            Self::MissingCredential,
+            Self::MalformedToken("header"),
+            Self::TokenTooLarge { limit: 16384 },
+            Self::UnsupportedAlgorithm,
+            Self::BadSignature,
+            Self::TokenExpired,
+            Self::TokenNotYetValid,
+            Self::MissingClaim("exp"),
+            Self::WrongAudience,
+            Self::WrongIssuer,
+            Self::SystemPrincipal,
+            Self::InsufficientRole,
+            Self::UnknownIssuer,
+            Self::InvalidRequest("token and headers"),
+        ]
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingCredential => f.write_str(
+                "no credential: send a token, an Authorization: Bearer header or an nf_jwt cookie",
+            ),
+            Self::MalformedToken(part) => write!(f, "malformed token: {part}"),
+            Self::TokenTooLarge { limit } => write!(f, "token is larger than {limit} bytes"),
+            Self::UnsupportedAlgorithm => {
+                f.write_str("token algorithm is not accepted by this issuer")
+            }
+            Self::BadSignature => f.write_str("token signature does not verify"),
+            Self::TokenExpired => f.write_str("token has expired"),
+            Self::TokenNotYetValid => f.write_str("token is not valid yet (nbf)"),
+            Self::MissingClaim(claim) => write!(f, "token lacks the required claim `{claim}`"),
+            Self::WrongAudience => f.write_str("token audience is not accepted by this issuer"),
+            Self::WrongIssuer => f.write_str("token issuer is not accepted"),
+            Self::SystemPrincipal => {
+                f.write_str("token belongs to Netlify's operator/system principal, not a user")
+            }
+            Self::InsufficientRole => f.write_str("user holds none of the required roles"),
+            Self::UnknownIssuer => f.write_str("the requested issuer is not configured"),
+            Self::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<AuthError> for tonic::Status {
+    fn from(err: AuthError) -> Self {
+        use tonic_types::{ErrorDetails, StatusExt};
+        let details = ErrorDetails::with_error_info(
+            err.reason(),
+            ERROR_DOMAIN,
+            std::collections::HashMap::<String, String>::new(),
+        );
+        tonic::Status::with_error_details(err.grpc_code(), err.to_string(), details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_unique_snake_case() {
+        let all = AuthError::examples();
+        let mut seen = std::collections::HashSet::new();
+        for e in &all {
+            let r = e.reason();
+            assert!(r.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{r}");
+            assert!(seen.insert(r), "duplicate reason {r}");
+        }
+    }
+
+    #[test]
+    fn codes_follow_the_contract() {
+        for e in AuthError::examples() {
+            let want = match e.reason() {
+                "insufficient_role" => (tonic::Code::PermissionDenied, 403),
+                "unknown_issuer" | "invalid_request" => (tonic::Code::InvalidArgument, 400),
+                _ => (tonic::Code::Unauthenticated, 401),
+            };
+            assert_eq!((e.grpc_code(), e.http_status()), want, "{}", e.reason());
+        }
+    }
+
+    #[test]
+    fn status_carries_error_info() {
+        use tonic_types::StatusExt;
+        let status: tonic::Status = AuthError::TokenExpired.into();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.reason, "token_expired");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+}

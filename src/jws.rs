@@ -1,0 +1,182 @@
+//! Compact JWS parsing, without any key.
+//!
+//! Everything here is *unverified*: it is used to reject what cannot be valid
+//! before a key is touched (size, shape, `alg`) and to route a token to its
+//! issuer. Nothing read here may grant access; only a verifier can.
+
+use crate::error::AuthError;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+/// The longest signature we decode (HS512 / ES512 / RS4096 all fit).
+const MAX_SIGNATURE_BYTES: usize = 512;
+
+/// The JOSE header fields authgate looks at. Others are ignored: in
+/// particular `jku`, `x5u`, `jwk` and `x5c` are never fetched or trusted.
+#[derive(Debug, Deserialize)]
+pub struct JoseHeader {
+    /// The algorithm, exactly as written (case matters: `none`, `None` and
+    /// `NONE` are all refused by every verifier).
+    pub alg: String,
+    /// Key id, when present (GoTrue writes `nf-ident` since Feb 2026).
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// RFC 7515 §4.1.11: we understand no extension, so its presence is fatal.
+    #[serde(default)]
+    pub crit: Option<serde_json::Value>,
+}
+
+/// A token split into its three parts, with the header decoded.
+#[derive(Debug)]
+pub struct CompactJws<'a> {
+    /// `BASE64URL(header) "." BASE64URL(payload)`: what the signature covers.
+    pub signing_input: &'a str,
+    payload_b64: &'a str,
+    signature_b64: &'a str,
+    /// The decoded header.
+    pub header: JoseHeader,
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits and decodes the header. `max_bytes` is checked first, so an
+    /// oversize token costs nothing but its length.
+    pub fn parse(token: &'a str, max_bytes: usize) -> Result<Self, AuthError> {
+        if token.len() > max_bytes {
+            return Err(AuthError::TokenTooLarge { limit: max_bytes });
+        }
+        if token.is_empty() {
+            return Err(AuthError::MissingCredential);
+        }
+        let mut parts = token.splitn(4, '.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::MalformedToken("not three dot-separated parts"));
+        };
+        if header_b64.is_empty() || payload_b64.is_empty() || signature_b64.is_empty() {
+            return Err(AuthError::MalformedToken("empty part"));
+        }
+        let header_json = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| AuthError::MalformedToken("header is not base64url"))?;
+        let header: JoseHeader = serde_json::from_slice(&header_json)
+            .map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
+        if header.crit.is_some() {
+            return Err(AuthError::MalformedToken(
+                "critical header extensions are not supported",
+            ));
+        }
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        Ok(Self {
+            signing_input,
+            payload_b64,
+            signature_b64,
+            header,
+        })
+    }
+
+    /// Decodes the signature into `buf`, returning the used prefix.
+    pub fn signature<'b>(
+        &self,
+        buf: &'b mut [u8; MAX_SIGNATURE_BYTES],
+    ) -> Result<&'b [u8], AuthError> {
+        // Checked first: decode_slice would otherwise report a short buffer
+        // as an error we could not tell apart from bad base64.
+        if self.signature_b64.len() > MAX_SIGNATURE_BYTES * 4 / 3 {
+            return Err(AuthError::MalformedToken("signature is too long"));
+        }
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(self.signature_b64, buf)
+            .map_err(|_| AuthError::MalformedToken("signature is not base64url"))?;
+        Ok(&buf[..n])
+    }
+
+    /// Decodes the payload bytes. Only meaningful after the signature has
+    /// verified, or for [`CompactJws::peek_issuer_unverified`].
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, AuthError> {
+        URL_SAFE_NO_PAD
+            .decode(self.payload_b64)
+            .map_err(|_| AuthError::MalformedToken("payload is not base64url"))
+    }
+
+    /// The payload's `iss`, read WITHOUT verification, used only to pick
+    /// which issuer verifies the token. `None` when absent or unreadable.
+    pub fn peek_issuer_unverified(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct IssOnly {
+            #[serde(default)]
+            iss: Option<String>,
+        }
+        let bytes = self.payload_bytes().ok()?;
+        serde_json::from_slice::<IssOnly>(&bytes).ok()?.iss
+    }
+}
+
+/// Scratch space for [`CompactJws::signature`].
+pub fn signature_buffer() -> [u8; MAX_SIGNATURE_BYTES] {
+    [0u8; MAX_SIGNATURE_BYTES]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let h = b64(r#"{"alg":"HS256"}"#);
+        let cases: &[(&str, String, &str)] = &[
+            ("two parts", format!("{h}.e30"), "malformed_token"),
+            ("four parts", format!("{h}.e30.c2ln.x"), "malformed_token"),
+            ("empty signature", format!("{h}.e30."), "malformed_token"),
+            ("header not base64", "!!.e30.c2ln".into(), "malformed_token"),
+            (
+                "padded header",
+                format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode("{}") + "="),
+                "malformed_token",
+            ),
+            (
+                "header not json",
+                format!("{}.e30.c2ln", b64("nope")),
+                "malformed_token",
+            ),
+            (
+                "header without alg",
+                format!("{}.e30.c2ln", b64("{}")),
+                "malformed_token",
+            ),
+            (
+                "crit header",
+                format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","crit":["b64"]}"#)),
+                "malformed_token",
+            ),
+            ("empty", String::new(), "missing_credential"),
+        ];
+        for (what, token, reason) in cases {
+            let err = CompactJws::parse(token, 16384).expect_err(what);
+            assert_eq!(err.reason(), *reason, "{what}");
+        }
+    }
+
+    #[test]
+    fn size_is_checked_before_shape() {
+        let err = CompactJws::parse(&"x".repeat(20), 10).unwrap_err();
+        assert_eq!(err, AuthError::TokenTooLarge { limit: 10 });
+    }
+
+    #[test]
+    fn peeks_issuer() {
+        let t = format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"HS256"}"#),
+            b64(r#"{"iss":"https://x"}"#)
+        );
+        let jws = CompactJws::parse(&t, 16384).unwrap();
+        assert_eq!(jws.peek_issuer_unverified().as_deref(), Some("https://x"));
+        assert_eq!(jws.signing_input, &t[..t.rfind('.').unwrap()]);
+    }
+}

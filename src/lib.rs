@@ -1,0 +1,74 @@
+//! authgate: one place that answers "which Netlify user is this?" for
+//! backends that live outside Netlify.
+//!
+//! A backend sends a credential (a token, or its incoming request's headers)
+//! to `authgate.v1.AuthService/Verify` and gets back a normalised
+//! [`Identity`] or a precise denial ([`AuthError`], a gRPC status with a
+//! `google.rpc.ErrorInfo` reason).
+//!
+//! # Layout
+//!
+//! | module | what it is |
+//! | --- | --- |
+//! | [`config`] | TOML + `AUTHGATE_*` env + `*_FILE` secrets, validated in one pass; zero-config dev mode |
+//! | [`credential`] | finds the one credential in a request (token field, `Authorization: Bearer`, `nf_jwt` cookie) |
+//! | [`jws`] | compact JWS split and header decode, before any key is touched |
+//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier (`hs256`) |
+//! | [`claims`] | reading verified claims: dates, `aud`, role paths |
+//! | [`identity`] | the normalised [`Identity`] and its protobuf form |
+//! | [`keys`] | [`keys::Secret`] (redacted, zeroised) and key sets built at load time |
+//! | [`error`] | [`AuthError`]: every denial, mapped once to gRPC code, HTTP status, reason |
+//! | [`pipeline`] | the transport-free request path and the decision log line |
+//! | [`grpc`], [`http`] | thin adapters: AuthService over tonic; `/healthz`, `/readyz` over axum |
+//! | [`app`] | wiring, health reporting, graceful shutdown: [`app::run`] |
+//! | [`gotrue_token`] | mints GoTrue-shaped tokens for `authgate token` |
+//! | [`telemetry`] | log setup |
+//!
+//! # Data flow
+//!
+//! ```text
+//!  gRPC AuthService/Verify ──► VerifyInput { token | headers, required_roles, issuer }
+//!                                   │
+//!                  credential::extract ──► Credential { token, source }
+//!                                   │
+//!                  jws::CompactJws::parse  (size, shape, header; no key yet)
+//!                                   │
+//!                  verify::Issuers::route  (name | unverified iss peek | default)
+//!                                   │
+//!                  Verifier::verify ──► hs256: alg → HMAC (current, previous) → exp/nbf/iss/aud/sub
+//!                                   │          (claimed and rejected = final; never falls through)
+//!                  Identity ──► required roles (any-of) ──► decision log line
+//!                                   │
+//!  adapter translates: VerifyResponse | Status(code, ErrorInfo{domain: authgate, reason})
+//! ```
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod claims;
+pub mod config;
+pub mod credential;
+pub mod error;
+pub mod gotrue_token;
+pub mod grpc;
+pub mod http;
+pub mod identity;
+pub mod jws;
+pub mod keys;
+pub mod pipeline;
+pub mod telemetry;
+pub mod verify;
+
+pub use app::{Listeners, run};
+pub use config::Config;
+pub use error::AuthError;
+pub use identity::Identity;
+
+/// Generated protobuf and gRPC code for `authgate.v1`.
+#[allow(missing_docs)]
+pub mod pb {
+    tonic::include_proto!("authgate.v1");
+
+    /// Encoded descriptors of `proto/` (and its imports), for reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/authgate_descriptor.bin"));
+}

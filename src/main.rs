@@ -1,0 +1,188 @@
+//! The `authgate` binary: argument parsing and process glue only.
+
+use authgate::config::{Config, Inputs, Mode};
+use authgate::gotrue_token::{self, TokenSpec};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Token verification for teams whose users log in through Netlify.
+#[derive(Parser)]
+#[command(name = "authgate", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Config file (TOML). Without it (and without AUTHGATE_CONFIG),
+    /// authgate runs its zero-config dev default.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [env: AUTHGATE_GRPC_ADDR] [default: 127.0.0.1:50051]
+    #[arg(long, global = true, value_name = "ADDR")]
+    grpc_addr: Option<String>,
+    /// HTTP listen address [env: AUTHGATE_HTTP_ADDR] [default: 127.0.0.1:8080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    http_addr: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Validate the configuration, print it with secrets redacted, exit 0 if valid.
+    CheckConfig,
+    /// Print a token shaped like a Netlify Identity access token, signed for
+    /// the dev issuer (or the issuer named with --issuer).
+    Token(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// `sub` (default: a random UUID).
+    #[arg(long)]
+    sub: Option<String>,
+    /// `email`.
+    #[arg(long, default_value = "dev@example.com")]
+    email: String,
+    /// A role in `app_metadata.roles` (repeatable).
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Lifetime, e.g. 1h, 15m, 90s.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// `aud` (omitted by default, as on most Netlify sites).
+    #[arg(long)]
+    aud: Option<String>,
+    /// `app_metadata.provider`.
+    #[arg(long, default_value = "email")]
+    provider: String,
+    /// Sign with this configured issuer's current secret instead of the dev/default one.
+    #[arg(long)]
+    issuer: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |k: &str| std::env::var(k).ok();
+    let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let inputs = Inputs {
+        config_path: cli.global.config.clone(),
+        grpc_addr: cli.global.grpc_addr.clone(),
+        http_addr: cli.global.http_addr.clone(),
+        env: &env,
+        workdir,
+    };
+    let config = match Config::load(&inputs) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::CheckConfig => {
+            print!("{}", config.render_redacted());
+            eprintln!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Command::Token(args) => token(&config, args),
+    }
+}
+
+fn token(config: &Config, args: TokenArgs) -> ExitCode {
+    let issuer = match &args.issuer {
+        Some(name) => config.issuers.iter().find(|i| &i.name == name),
+        None => config
+            .issuers
+            .iter()
+            .find(|i| i.default)
+            .or(config.issuers.first()),
+    };
+    let Some(issuer) = issuer else {
+        eprintln!(
+            "no such issuer; configured: {:?}",
+            config.issuers.iter().map(|i| &i.name).collect::<Vec<_>>()
+        );
+        return ExitCode::from(2);
+    };
+    let spec = TokenSpec {
+        subject: args.sub,
+        email: args.email,
+        roles: args.roles,
+        provider: args.provider,
+        audience: args.aud,
+        ttl: args.ttl,
+    };
+    match gotrue_token::sign(&spec, &issuer.secret, authgate::verify::hs256::unix_now()) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot sign: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    authgate::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listeners = match authgate::Listeners::bind(&config).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "cannot bind {} / {}: {e}",
+                    config.grpc_addr, config.http_addr
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Mode::Dev { secret_origin } = &config.mode {
+            print_dev_banner(&config, secret_origin, &listeners);
+        }
+        match authgate::run(listeners, config, authgate::app::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &authgate::Listeners) {
+    let grpc = listeners
+        .grpc_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.grpc_addr.to_string());
+    let http = listeners
+        .http_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| config.http_addr.to_string());
+    println!(
+        "authgate: zero-config dev mode (no --config / AUTHGATE_CONFIG given)
+  issuer `dev`: GoTrue-shaped HS256 tokens, secret from {secret_origin}
+  gRPC  {grpc}  (authgate.v1.AuthService, grpc.health.v1, reflection)
+  HTTP  http://{http}/healthz  /readyz
+
+Try it from another terminal:
+  TOKEN=$(cargo run -q --release -- token --email you@example.com --role admin)
+  python3 clients/python/verify.py --addr {grpc} \"$TOKEN\"
+"
+    );
+}

@@ -1,0 +1,136 @@
+//! HS256 tokens with shared secrets: Netlify Identity / GoTrue access tokens,
+//! or any service that signs with a shared secret (e.g. a Netlify Function
+//! re-signing for a backend, with `iss`/`audiences` expectations switched on).
+//!
+//! Order of checks: `alg` (before any key is touched) → signature against the
+//! current then the previous secret → payload → `exp` (required) → `nbf` →
+//! `iss` → `aud` → `sub` (required; system principal refused) → roles.
+
+use super::{Verifier, VerifyFuture};
+use crate::claims::{ClaimPath, Claims};
+use crate::config::IssuerConfig;
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::jws::{CompactJws, signature_buffer};
+use crate::keys::{HmacKeySet, KeySlot};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `sub` values GoTrue turns into its in-memory super admin (`NewSystemUser`).
+const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
+
+/// One HS256 issuer.
+pub struct Hs256Verifier {
+    name: Arc<str>,
+    keys: HmacKeySet,
+    leeway: i64,
+    audiences: Vec<String>,
+    expected_iss: Option<String>,
+    role_claims: Vec<ClaimPath>,
+    allow_system_principal: bool,
+}
+
+impl Hs256Verifier {
+    /// Builds the verifier and its HMAC keys (once, at load time).
+    pub fn new(config: &IssuerConfig) -> Self {
+        Self {
+            name: Arc::from(config.name.as_str()),
+            keys: HmacKeySet::new(&config.secret, config.previous_secret.as_ref()),
+            // Config validation caps leeway at 300 s, so this cannot overflow.
+            leeway: config.leeway.as_secs() as i64,
+            audiences: config.audiences.clone(),
+            expected_iss: config.expected_iss.clone(),
+            role_claims: config.role_claims.clone(),
+            allow_system_principal: config.allow_system_principal,
+        }
+    }
+
+    /// The whole check, synchronous: HS256 needs no I/O.
+    pub fn check(&self, jws: &CompactJws<'_>, now: i64) -> Result<Identity, AuthError> {
+        // Exact, case-sensitive: `none`/`None`/`NONE`, HS512, RS256 ... all stop here.
+        if jws.header.alg != "HS256" {
+            return Err(AuthError::UnsupportedAlgorithm);
+        }
+        let mut buf = signature_buffer();
+        let signature = jws.signature(&mut buf)?;
+        let slot = self
+            .keys
+            .verify(jws.signing_input.as_bytes(), signature)
+            .ok_or(AuthError::BadSignature)?;
+        if slot == KeySlot::Previous {
+            tracing::debug!(issuer = %self.name, key = slot.as_str(), "token verified with the previous secret");
+        }
+        let claims = Claims::from_slice(&jws.payload_bytes()?)?;
+
+        let exp = claims
+            .numeric_date("exp")?
+            .ok_or(AuthError::MissingClaim("exp"))?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(AuthError::TokenExpired);
+        }
+        if let Some(nbf) = claims.numeric_date("nbf")?
+            && nbf > now.saturating_add(self.leeway)
+        {
+            return Err(AuthError::TokenNotYetValid);
+        }
+        if let Some(expected) = &self.expected_iss {
+            match claims.string("iss")? {
+                None => return Err(AuthError::MissingClaim("iss")),
+                Some(iss) if iss != expected => return Err(AuthError::WrongIssuer),
+                Some(_) => {}
+            }
+        }
+        let audiences = claims.audiences()?;
+        if !self.audiences.is_empty() && !audiences.iter().any(|a| self.audiences.contains(a)) {
+            return Err(AuthError::WrongAudience);
+        }
+        let subject = match claims.string("sub")? {
+            None | Some("") => return Err(AuthError::MissingClaim("sub")),
+            Some(s) => s,
+        };
+        if !self.allow_system_principal && SYSTEM_SUBJECTS.contains(&subject) {
+            return Err(AuthError::SystemPrincipal);
+        }
+        let app_metadata = claims.object("app_metadata")?;
+        let provider = app_metadata
+            .get("provider")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Identity {
+            subject: subject.to_owned(),
+            email: claims.string("email")?.unwrap_or_default().to_owned(),
+            roles: claims.roles(&self.role_claims),
+            provider,
+            issuer: self.name.clone(),
+            audiences,
+            expires_at: exp,
+            app_metadata,
+            user_metadata: claims.object("user_metadata")?,
+        })
+    }
+}
+
+impl Verifier for Hs256Verifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn expected_iss(&self) -> Option<&str> {
+        self.expected_iss.as_deref()
+    }
+
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a> {
+        let result = self.check(jws, unix_now());
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970, which then
+/// fails every `exp` check: closed, not open).
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

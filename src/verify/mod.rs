@@ -1,0 +1,92 @@
+//! Verifiers and the issuer dispatch.
+//!
+//! Each configured issuer is one [`Verifier`]. [`Issuers::route`] picks the
+//! one that owns a token, and that verifier's answer is final: a token an
+//! issuer claimed and rejected never falls through to another issuer.
+//!
+//! Routing rules, in order (the unverified `iss` peek only *routes*; the
+//! chosen verifier checks everything again and is the only one that grants):
+//! 1. the request names an issuer: that one, else `unknown_issuer`;
+//! 2. only one issuer is configured: that one;
+//! 3. the token's `iss` equals an issuer's configured `iss`: that one;
+//! 4. an issuer has `default = true`: that one;
+//! 5. otherwise `wrong_issuer`.
+
+pub mod hs256;
+
+use crate::config::{Config, IssuerKind};
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::jws::CompactJws;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What [`Verifier::verify`] returns: boxed so verifiers can be trait
+/// objects, and async so remote checks (introspection, JWKS) fit the trait.
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send + 'a>>;
+
+/// One issuer's check of a token it owns.
+pub trait Verifier: Send + Sync {
+    /// The configured issuer name.
+    fn name(&self) -> &str;
+    /// The `iss` value that routes tokens here, if any.
+    fn expected_iss(&self) -> Option<&str>;
+    /// Verifies the token completely and builds the identity.
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
+}
+
+/// The configured issuers, built once from config; immutable afterwards.
+pub struct Issuers {
+    verifiers: Vec<Arc<dyn Verifier>>,
+    default: Option<usize>,
+}
+
+impl Issuers {
+    /// Builds every verifier (and its keys) from a validated config.
+    pub fn from_config(config: &Config) -> Self {
+        let verifiers: Vec<Arc<dyn Verifier>> = config
+            .issuers
+            .iter()
+            .map(|i| match i.kind {
+                IssuerKind::Hs256 => Arc::new(hs256::Hs256Verifier::new(i)) as Arc<dyn Verifier>,
+            })
+            .collect();
+        let default = config.issuers.iter().position(|i| i.default);
+        Self { verifiers, default }
+    }
+
+    /// Picks the verifier that owns `jws` (see the module doc for the rules).
+    pub fn route(&self, requested: &str, jws: &CompactJws<'_>) -> Result<&dyn Verifier, AuthError> {
+        if !requested.is_empty() {
+            return self.by_name(requested).ok_or(AuthError::UnknownIssuer);
+        }
+        if let [only] = self.verifiers.as_slice() {
+            return Ok(only.as_ref());
+        }
+        if let Some(iss) = jws.peek_issuer_unverified()
+            && let Some(v) = self
+                .verifiers
+                .iter()
+                .find(|v| v.expected_iss() == Some(iss.as_str()))
+        {
+            return Ok(v.as_ref());
+        }
+        self.default
+            .map(|i| self.verifiers[i].as_ref())
+            .ok_or(AuthError::WrongIssuer)
+    }
+
+    /// The verifier with this configured name.
+    pub fn by_name(&self, name: &str) -> Option<&dyn Verifier> {
+        self.verifiers
+            .iter()
+            .find(|v| v.name() == name)
+            .map(|v| v.as_ref())
+    }
+
+    /// Configured issuer names, in config order.
+    pub fn names(&self) -> Vec<&str> {
+        self.verifiers.iter().map(|v| v.name()).collect()
+    }
+}
