@@ -1,0 +1,196 @@
+//! Test harness: the real server in-process on 127.0.0.1:0, a real tonic
+//! client, and token builders with expiry relative to now.
+#![allow(dead_code)]
+
+use authgate::config::{Config, Inputs};
+use authgate::pb::auth_service_client::AuthServiceClient;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+/// The current secret of the test issuers.
+pub const SECRET: &str = "test-secret-current-0123456789abcdef";
+/// The previous secret (rotation).
+pub const PREVIOUS: &str = "test-secret-previous-0123456789abcdef";
+/// Secret of the `functions` issuer.
+pub const FN_SECRET: &str = "functions-shared-secret-0123456789";
+/// `iss` of the `functions` issuer.
+pub const FN_ISS: &str = "https://example.netlify.app/.netlify/functions/sign";
+
+/// A config with several issuers, covering the routing rules.
+pub fn standard_config() -> String {
+    format!(
+        r#"
+[server]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+
+[[issuers]]
+name = "netlify"
+secret = "{SECRET}"
+previous_secret = "{PREVIOUS}"
+default = true
+
+[[issuers]]
+name = "netlify-aud"
+secret = "{SECRET}"
+audiences = ["api.netlify.com"]
+
+[[issuers]]
+name = "functions"
+secret = "{FN_SECRET}"
+iss = "{FN_ISS}"
+audiences = ["backend"]
+
+[[issuers]]
+name = "ops"
+secret = "{SECRET}"
+allow_system_principal = true
+"#
+    )
+}
+
+/// Loads a config from TOML text with an empty environment.
+pub fn load_config(toml: &str) -> Result<Config, authgate::config::ConfigErrors> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authgate.toml");
+    std::fs::write(&path, toml).expect("write config");
+    let no_env = |_: &str| None;
+    Config::load(&Inputs {
+        config_path: Some(path),
+        grpc_addr: None,
+        http_addr: None,
+        env: &no_env,
+        workdir: dir.path().to_path_buf(),
+    })
+}
+
+/// A running in-process server.
+pub struct TestServer {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<Result<(), authgate::app::RunError>>>,
+}
+
+impl TestServer {
+    pub async fn start(toml: &str) -> TestServer {
+        Self::start_config(load_config(toml).expect("valid test config")).await
+    }
+
+    pub async fn start_config(config: Config) -> TestServer {
+        let listeners = authgate::Listeners::bind(&config).await.expect("bind");
+        let grpc = listeners.grpc_addr().unwrap();
+        let http = listeners.http_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(authgate::run(listeners, config, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            grpc,
+            http,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    pub async fn client(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel().await)
+    }
+
+    /// Begins shutdown (like SIGTERM) without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Shuts down and waits for `run` to return.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.expect("join").expect("run returned an error");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A GoTrue-shaped claims object for a fresh user, valid for an hour.
+pub fn gotrue_claims() -> Value {
+    json!({
+        "exp": now() + 3600,
+        "sub": "775a5344-0c6d-4dc6-9ac7-d2d646e071ec",
+        "email": "test@test.com",
+        "app_metadata": {"provider": "email", "roles": ["member", "admin"]},
+        "user_metadata": {"full_name": "Test User"}
+    })
+}
+
+/// Signs with jsonwebtoken (an implementation independent of authgate's).
+pub fn sign(
+    alg: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+    claims: &Value,
+    secret: &str,
+) -> String {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// GoTrue's exact header: HS256 with `kid: nf-ident`.
+pub fn gotrue_token(claims: &Value, secret: &str) -> String {
+    sign(
+        jsonwebtoken::Algorithm::HS256,
+        Some("nf-ident"),
+        claims,
+        secret,
+    )
+}
+
+/// A token with an arbitrary header JSON and signature bytes, for headers
+/// no library will produce (`alg: none`, RS256 without a key).
+pub fn raw_token(header: &str, claims: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+/// Path of the repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
