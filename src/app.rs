@@ -64,12 +64,8 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is loaded yet.
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
-        .await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
 
     let core = Arc::new(Authenticator::from_config(&config));
     let reflection = tonic_reflection::server::Builder::configure()
@@ -93,14 +89,12 @@ pub async fn run(
             stopped(stop_rx.clone()),
         );
     let readiness = Readiness::default();
-    let http = axum::serve(listeners.http, router(readiness.clone()))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let http =
+        axum::serve(listeners.http, router(readiness.clone())).with_graceful_shutdown(stopped(stop_rx));
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });
 
-    reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
+    reporter.set_service_status("", ServingStatus::Serving).await;
     reporter.set_serving::<AuthServiceServer<AuthGrpc>>().await;
     readiness.set(true);
     tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
@@ -112,12 +106,8 @@ pub async fn run(
     }
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    reporter
-        .set_not_serving::<AuthServiceServer<AuthGrpc>>()
-        .await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
     readiness.set(false);
     tokio::time::sleep(config.drain_delay).await;
     // Receivers live inside the server futures; if both already ended there

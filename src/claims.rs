@@ -78,9 +78,7 @@ impl Claims {
                 .map(|v| v.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
                 .ok_or(AuthError::MalformedToken("aud holds a non-string")),
-            Some(_) => Err(AuthError::MalformedToken(
-                "aud is neither a string nor an array",
-            )),
+            Some(_) => Err(AuthError::MalformedToken("aud is neither a string nor an array")),
         }
     }
 
@@ -89,9 +87,7 @@ impl Claims {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(Map::new()),
             Some(Value::Object(m)) => Ok(m.clone()),
-            Some(_) => Err(AuthError::MalformedToken(
-                "a metadata claim is not an object",
-            )),
+            Some(_) => Err(AuthError::MalformedToken("a metadata claim is not an object")),
         }
     }
 
@@ -131,11 +127,7 @@ mod tests {
         let cases = [
             ("absent", r#"{}"#, Ok(vec![])),
             ("string", r#"{"aud":"a"}"#, Ok(vec!["a".to_string()])),
-            (
-                "array",
-                r#"{"aud":["a","b"]}"#,
-                Ok(vec!["a".into(), "b".into()]),
-            ),
+            ("array", r#"{"aud":["a","b"]}"#, Ok(vec!["a".into(), "b".into()])),
             ("number", r#"{"aud":1}"#, Err("malformed_token")),
             ("mixed array", r#"{"aud":["a",1]}"#, Err("malformed_token")),
         ];

@@ -55,8 +55,7 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Shortest HS256 secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
 /// Default role claim paths for GoTrue-shaped issuers.
-pub const DEFAULT_ROLE_CLAIMS: [&str; 2] =
-    ["app_metadata.roles", "app_metadata.authorization.roles"];
+pub const DEFAULT_ROLE_CLAIMS: [&str; 2] = ["app_metadata.roles", "app_metadata.authorization.roles"];
 /// Name of the issuer the zero-config mode creates.
 pub const DEV_ISSUER: &str = "dev";
 /// Where the zero-config mode keeps its generated secret, under the
@@ -191,39 +190,21 @@ pub struct Inputs<'a> {
 impl Config {
     /// Loads, overrides and validates in one pass.
     pub fn load(inputs: &Inputs<'_>) -> Result<Config, ConfigErrors> {
-        let path = inputs
-            .config_path
-            .clone()
-            .or_else(|| (inputs.env)(ENV_CONFIG).map(PathBuf::from));
-        let mut r = Reader {
-            errors: Vec::new(),
-            env: inputs.env,
-        };
+        let path = inputs.config_path.clone().or_else(|| (inputs.env)(ENV_CONFIG).map(PathBuf::from));
+        let mut r = Reader { errors: Vec::new(), env: inputs.env };
         let (root, mode) = match &path {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(text) => match text.parse::<Table>() {
                     Ok(t) => (t, Mode::File(p.clone())),
                     Err(e) => {
-                        return Err(ConfigErrors(vec![format!(
-                            "{}: {}",
-                            p.display(),
-                            e.message()
-                        )]));
+                        return Err(ConfigErrors(vec![format!("{}: {}", p.display(), e.message())]));
                     }
                 },
                 Err(e) => {
-                    return Err(ConfigErrors(vec![format!(
-                        "cannot read config file {}: {e}",
-                        p.display()
-                    )]));
+                    return Err(ConfigErrors(vec![format!("cannot read config file {}: {e}", p.display())]));
                 }
             },
-            None => (
-                Table::new(),
-                Mode::Dev {
-                    secret_origin: String::new(),
-                },
-            ),
+            None => (Table::new(), Mode::Dev { secret_origin: String::new() }),
         };
 
         let mut top = Section::new("", Some(&root));
@@ -234,60 +215,27 @@ impl Config {
 
         let mut s = Section::new("server", server);
         let grpc_addr = s
-            .parsed(
-                &mut r,
-                "grpc_addr",
-                Some(ENV_GRPC_ADDR),
-                inputs.grpc_addr.as_deref(),
-                parse_addr,
-            )
+            .parsed(&mut r, "grpc_addr", Some(ENV_GRPC_ADDR), inputs.grpc_addr.as_deref(), parse_addr)
             .unwrap_or_else(|| default_addr(DEFAULT_GRPC_ADDR));
         let http_addr = s
-            .parsed(
-                &mut r,
-                "http_addr",
-                Some(ENV_HTTP_ADDR),
-                inputs.http_addr.as_deref(),
-                parse_addr,
-            )
+            .parsed(&mut r, "http_addr", Some(ENV_HTTP_ADDR), inputs.http_addr.as_deref(), parse_addr)
             .unwrap_or_else(|| default_addr(DEFAULT_HTTP_ADDR));
         let max_token_bytes = s
-            .parsed(
-                &mut r,
-                "max_token_bytes",
-                Some(ENV_MAX_TOKEN_BYTES),
-                None,
-                |v| parse_bounded(v, 1024, 1024 * 1024),
-            )
+            .parsed(&mut r, "max_token_bytes", Some(ENV_MAX_TOKEN_BYTES), None, |v| {
+                parse_bounded(v, 1024, 1024 * 1024)
+            })
             .unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
         let max_message_bytes = s
-            .parsed(&mut r, "max_message_bytes", None, None, |v| {
-                parse_bounded(v, 4096, 4 * 1024 * 1024)
-            })
+            .parsed(&mut r, "max_message_bytes", None, None, |v| parse_bounded(v, 4096, 4 * 1024 * 1024))
             .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
         let shutdown_grace = s
-            .parsed(
-                &mut r,
-                "shutdown_grace",
-                Some(ENV_SHUTDOWN_GRACE),
-                None,
-                parse_duration,
-            )
+            .parsed(&mut r, "shutdown_grace", Some(ENV_SHUTDOWN_GRACE), None, parse_duration)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
-        let drain_delay = s
-            .parsed(
-                &mut r,
-                "drain_delay",
-                Some(ENV_DRAIN_DELAY),
-                None,
-                parse_duration,
-            )
-            .unwrap_or_default();
+        let drain_delay =
+            s.parsed(&mut r, "drain_delay", Some(ENV_DRAIN_DELAY), None, parse_duration).unwrap_or_default();
         s.finish(&mut r);
         if grpc_addr == http_addr && grpc_addr.port() != 0 {
-            r.errors.push(format!(
-                "server.grpc_addr and server.http_addr are both {grpc_addr}"
-            ));
+            r.errors.push(format!("server.grpc_addr and server.http_addr are both {grpc_addr}"));
         }
         if max_message_bytes < max_token_bytes {
             r.errors.push(format!(
@@ -305,9 +253,7 @@ impl Config {
             .unwrap_or(LogFormat::Human);
         let level = l
             .parsed(&mut r, "level", Some(ENV_LOG_LEVEL), None, |v| {
-                tracing_subscriber::EnvFilter::try_new(v)
-                    .map(|_| v.to_string())
-                    .map_err(|e| e.to_string())
+                tracing_subscriber::EnvFilter::try_new(v).map(|_| v.to_string()).map_err(|e| e.to_string())
             })
             .unwrap_or_else(|| "info".to_string());
         l.finish(&mut r);
@@ -321,9 +267,7 @@ impl Config {
                     }
                 }
                 if issuers_raw.is_empty() {
-                    r.errors.push(
-                        "no [[issuers]] configured: authgate would deny every request".into(),
-                    );
+                    r.errors.push("no [[issuers]] configured: authgate would deny every request".into());
                 }
                 Mode::File(p)
             }
@@ -334,9 +278,7 @@ impl Config {
                 }
                 Err(e) => {
                     r.errors.push(e);
-                    Mode::Dev {
-                        secret_origin: String::new(),
-                    }
+                    Mode::Dev { secret_origin: String::new() }
                 }
             },
         };
@@ -365,9 +307,7 @@ impl Config {
         let q = |s: &str| Value::String(s.to_string()).to_string();
         let d = |d: Duration| q(&humantime::format_duration(d).to_string());
         if let Mode::Dev { secret_origin } = &self.mode {
-            out.push_str(&format!(
-                "# zero-config dev mode; dev secret from {secret_origin}\n"
-            ));
+            out.push_str(&format!("# zero-config dev mode; dev secret from {secret_origin}\n"));
         }
         out.push_str("[server]\n");
         out.push_str(&format!("grpc_addr = {}\n", q(&self.grpc_addr.to_string())));
@@ -381,23 +321,13 @@ impl Config {
             LogFormat::Human => "human",
             LogFormat::Json => "json",
         };
-        out.push_str(&format!(
-            "format = {}\nlevel = {}\n",
-            q(format),
-            q(&self.log.level)
-        ));
+        out.push_str(&format!("format = {}\nlevel = {}\n", q(format), q(&self.log.level)));
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
             out.push_str(&format!("name = {}\nkind = \"hs256\"\n", q(&i.name)));
-            out.push_str(&format!(
-                "secret = \"[redacted: {} bytes]\"\n",
-                i.secret.len()
-            ));
+            out.push_str(&format!("secret = \"[redacted: {} bytes]\"\n", i.secret.len()));
             if let Some(p) = &i.previous_secret {
-                out.push_str(&format!(
-                    "previous_secret = \"[redacted: {} bytes]\"\n",
-                    p.len()
-                ));
+                out.push_str(&format!("previous_secret = \"[redacted: {} bytes]\"\n", p.len()));
             }
             out.push_str(&format!("leeway = {}\n", d(i.leeway)));
             let list = |v: Vec<String>| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
@@ -409,10 +339,7 @@ impl Config {
                 "role_claims = [{}]\n",
                 list(i.role_claims.iter().map(ClaimPath::as_dotted).collect())
             ));
-            out.push_str(&format!(
-                "allow_system_principal = {}\n",
-                i.allow_system_principal
-            ));
+            out.push_str(&format!("allow_system_principal = {}\n", i.allow_system_principal));
             out.push_str(&format!("default = {}\n", i.default));
         }
         out
@@ -425,8 +352,7 @@ fn default_addr(s: &str) -> SocketAddr {
 }
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
-    v.parse()
-        .map_err(|_| "not a socket address like 127.0.0.1:50051".to_string())
+    v.parse().map_err(|_| "not a socket address like 127.0.0.1:8080".to_string())
 }
 
 fn parse_duration(v: &str) -> Result<Duration, String> {
@@ -442,16 +368,7 @@ fn parse_bounded(v: &str, min: usize, max: usize) -> Result<usize, String> {
 
 /// Env var name part for an issuer: `netlify-prod` → `NETLIFY_PROD`.
 pub fn issuer_env_name(issuer: &str) -> String {
-    issuer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    issuer.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<IssuerConfig> {
@@ -464,12 +381,9 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
     };
     s.label = format!("issuers[{index}] ({name})");
     if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
     {
-        r.errors
-            .push(format!("{}: name must match [a-z0-9_-]+", s.label));
+        r.errors.push(format!("{}: name must match [a-z0-9_-]+", s.label));
     }
     let kind = s
         .parsed(r, "kind", None, None, |v| match v {
@@ -479,45 +393,29 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         .unwrap_or(IssuerKind::Hs256);
     let env = format!("{ENV_ISSUER_PREFIX}{}", issuer_env_name(&name));
     let secret = read_secret(r, &mut s, "secret", &format!("{env}_SECRET"));
-    let previous_secret = read_secret(
-        r,
-        &mut s,
-        "previous_secret",
-        &format!("{env}_PREVIOUS_SECRET"),
-    );
-    let leeway = s
-        .parsed(r, "leeway", None, None, parse_duration)
-        .unwrap_or(DEFAULT_LEEWAY);
+    let previous_secret = read_secret(r, &mut s, "previous_secret", &format!("{env}_PREVIOUS_SECRET"));
+    let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
     if leeway > MAX_LEEWAY {
-        r.errors
-            .push(format!("{}.leeway must be at most 300s", s.label));
+        r.errors.push(format!("{}.leeway must be at most 300s", s.label));
     }
     let audiences = s.strings(r, "audiences").unwrap_or_default();
     let expected_iss = s.parsed(r, "iss", None, None, |v| Ok(v.to_string()));
     if expected_iss.as_deref() == Some("") {
-        r.errors.push(format!(
-            "{}.iss is empty: leave it out to accept tokens without `iss`",
-            s.label
-        ));
+        r.errors.push(format!("{}.iss is empty: leave it out to accept tokens without `iss`", s.label));
     }
     let role_claims = s
         .strings(r, "role_claims")
         .unwrap_or_else(|| DEFAULT_ROLE_CLAIMS.iter().map(|p| p.to_string()).collect())
         .iter()
-        .filter_map(|p| {
-            ClaimPath::parse(p)
-                .map_err(|e| r.errors.push(format!("{}: {e}", s.label)))
-                .ok()
-        })
+        .filter_map(|p| ClaimPath::parse(p).map_err(|e| r.errors.push(format!("{}: {e}", s.label))).ok())
         .collect();
     let allow_system_principal = s.boolean(r, "allow_system_principal").unwrap_or(false);
     let default = s.boolean(r, "default").unwrap_or(false);
     let label = s.label.clone();
     s.finish(r);
-    let Some(secret) = secret else {
-        r.errors.push(format!(
-            "{label}: a secret is required (secret, secret_file or {env}_SECRET[_FILE])"
-        ));
+    let previous_secret = previous_secret.ok()?;
+    let Some(secret) = secret.ok()? else {
+        r.errors.push(format!("{label}: a secret is required (secret, secret_file or {env}_SECRET[_FILE])"));
         return None;
     };
     Some(IssuerConfig {
@@ -538,7 +436,8 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
 /// Setting both a value and a file at the same level is an error; so is a
 /// secret shorter than [`MIN_SECRET_BYTES`]. A file's trailing newline is
 /// dropped (Kubernetes Secrets made with `echo` carry one).
-fn read_secret(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, env: &str) -> Option<Secret> {
+/// `Err(())` means a source was given but unusable (already reported).
+fn read_secret(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, env: &str) -> Result<Option<Secret>, ()> {
     let env_file = format!("{env}_FILE");
     let key_file = format!("{key}_file");
     let from_env = (r.env)(env);
@@ -548,39 +447,34 @@ fn read_secret(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, env: &str) ->
     let label = s.label.clone();
     let (origin, value) = match (from_env, from_env_file, inline, file) {
         (Some(_), Some(_), _, _) => {
-            r.errors
-                .push(format!("{label}: both {env} and {env_file} are set"));
-            return None;
+            r.errors.push(format!("{label}: both {env} and {env_file} are set"));
+            return Err(());
         }
         (Some(v), None, _, _) => (env.to_string(), Ok(v.into_bytes())),
         (None, Some(p), _, _) => (env_file.clone(), read_secret_file(Path::new(&p))),
         (None, None, Some(_), Some(_)) => {
-            r.errors
-                .push(format!("{label}: set {key} or {key_file}, not both"));
-            return None;
+            r.errors.push(format!("{label}: set {key} or {key_file}, not both"));
+            return Err(());
         }
-        (None, None, Some(v), None) => (format!("{label}.{key}"), Ok(v.into_bytes())),
-        (None, None, None, Some(p)) => (format!("{label}.{key_file}"), read_secret_file(&p)),
-        (None, None, None, None) => return None,
+        (None, None, Some(v), None) => (key.to_string(), Ok(v.into_bytes())),
+        (None, None, None, Some(p)) => (key_file.clone(), read_secret_file(&p)),
+        (None, None, None, None) => return Ok(None),
     };
     match value {
         Err(e) => {
             r.errors.push(format!("{label}: {origin}: {e}"));
-            None
+            Err(())
         }
         Ok(bytes) if bytes.len() < MIN_SECRET_BYTES => {
-            r.errors.push(format!(
-                "{label}: {origin} is shorter than {MIN_SECRET_BYTES} bytes"
-            ));
-            None
+            r.errors.push(format!("{label}: {origin} is shorter than {MIN_SECRET_BYTES} bytes"));
+            Err(())
         }
-        Ok(bytes) => Some(Secret::new(bytes)),
+        Ok(bytes) => Ok(Some(Secret::new(bytes))),
     }
 }
 
 fn read_secret_file(path: &Path) -> Result<Vec<u8>, String> {
-    let mut bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     while matches!(bytes.last(), Some(b'\n' | b'\r')) {
         bytes.pop();
     }
@@ -592,20 +486,16 @@ fn check_issuers(r: &mut Reader<'_>, issuers: &[IssuerConfig]) {
     let mut isses = BTreeSet::new();
     for i in issuers {
         if !names.insert(i.name.as_str()) {
-            r.errors
-                .push(format!("issuer name `{}` is used twice", i.name));
+            r.errors.push(format!("issuer name `{}` is used twice", i.name));
         }
         if let Some(iss) = &i.expected_iss
             && !isses.insert(iss.as_str())
         {
-            r.errors.push(format!(
-                "two issuers expect the same iss `{iss}`: routing would be ambiguous"
-            ));
+            r.errors.push(format!("two issuers expect the same iss `{iss}`: routing would be ambiguous"));
         }
     }
     if issuers.iter().filter(|i| i.default).count() > 1 {
-        r.errors
-            .push("more than one issuer has default = true".into());
+        r.errors.push("more than one issuer has default = true".into());
     }
 }
 
@@ -622,10 +512,7 @@ fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
         audiences: Vec::new(),
         expected_iss: None,
         // infallible: the default paths are valid (tested in claims).
-        role_claims: DEFAULT_ROLE_CLAIMS
-            .iter()
-            .filter_map(|p| ClaimPath::parse(p).ok())
-            .collect(),
+        role_claims: DEFAULT_ROLE_CLAIMS.iter().filter_map(|p| ClaimPath::parse(p).ok()).collect(),
         allow_system_principal: false,
         default: true,
     };
@@ -637,9 +524,7 @@ fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
 pub fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
     if let Some(v) = (inputs.env)(ENV_DEV_SECRET) {
         if v.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "{ENV_DEV_SECRET} is shorter than {MIN_SECRET_BYTES} bytes"
-            ));
+            return Err(format!("{ENV_DEV_SECRET} is shorter than {MIN_SECRET_BYTES} bytes"));
         }
         return Ok((Secret::new(v.into_bytes()), ENV_DEV_SECRET.to_string()));
     }
@@ -665,11 +550,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(bytes)
 }
 
@@ -689,19 +570,11 @@ struct Section<'t> {
 
 impl<'t> Section<'t> {
     fn new(label: &str, table: Option<&'t Table>) -> Self {
-        Self {
-            label: label.to_string(),
-            table,
-            used: BTreeSet::new(),
-        }
+        Self { label: label.to_string(), table, used: BTreeSet::new() }
     }
 
     fn key(&self, key: &str) -> String {
-        if self.label.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.label)
-        }
+        if self.label.is_empty() { key.to_string() } else { format!("{}.{key}", self.label) }
     }
 
     fn get(&mut self, key: &str) -> Option<&'t Value> {
@@ -728,19 +601,13 @@ impl<'t> Section<'t> {
                 .filter_map(|v| match v {
                     Value::Table(t) => Some(t),
                     _ => {
-                        r.errors.push(format!(
-                            "{} must be an array of tables ([[{key}]])",
-                            self.key(key)
-                        ));
+                        r.errors.push(format!("{} must be an array of tables ([[{key}]])", self.key(key)));
                         None
                     }
                 })
                 .collect(),
             Some(_) => {
-                r.errors.push(format!(
-                    "{} must be an array of tables ([[{key}]])",
-                    self.key(key)
-                ));
+                r.errors.push(format!("{} must be an array of tables ([[{key}]])", self.key(key)));
                 Vec::new()
             }
         }
@@ -773,9 +640,7 @@ impl<'t> Section<'t> {
                 }
             }
         };
-        parse(&text)
-            .map_err(|e| r.errors.push(format!("{origin}: {e}")))
-            .ok()
+        parse(&text).map_err(|e| r.errors.push(format!("{origin}: {e}"))).ok()
     }
 
     fn boolean(&mut self, r: &mut Reader<'_>, key: &str) -> Option<bool> {
@@ -783,8 +648,7 @@ impl<'t> Section<'t> {
             None => None,
             Some(Value::Boolean(b)) => Some(*b),
             Some(_) => {
-                r.errors
-                    .push(format!("{} must be true or false", self.key(key)));
+                r.errors.push(format!("{} must be true or false", self.key(key)));
                 None
             }
         }
@@ -793,15 +657,11 @@ impl<'t> Section<'t> {
     fn strings(&mut self, r: &mut Reader<'_>, key: &str) -> Option<Vec<String>> {
         match self.get(key) {
             None => None,
-            Some(Value::Array(items)) if items.iter().all(Value::is_str) => Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
+            Some(Value::Array(items)) if items.iter().all(Value::is_str) => {
+                Some(items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            }
             Some(_) => {
-                r.errors
-                    .push(format!("{} must be an array of strings", self.key(key)));
+                r.errors.push(format!("{} must be an array of strings", self.key(key)));
                 None
             }
         }
@@ -824,10 +684,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authgate.toml");
         std::fs::write(&path, toml).unwrap();
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let lookup = move |k: &str| env.get(k).cloned();
         Config::load(&Inputs {
             config_path: Some(path),
@@ -865,10 +722,7 @@ mod tests {
             GOOD,
             &[
                 ("AUTHGATE_GRPC_ADDR", "127.0.0.1:6000"),
-                (
-                    "AUTHGATE_ISSUER_NETLIFY_SECRET_FILE",
-                    secret.to_str().unwrap(),
-                ),
+                ("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", secret.to_str().unwrap()),
             ],
         )
         .unwrap();
@@ -914,10 +768,7 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert!(errs.0.len() >= 10, "{text}");
-        assert!(
-            !text.contains("short\""),
-            "a secret value leaked into errors:\n{text}"
-        );
+        assert!(!text.contains("short\""), "a secret value leaked into errors:\n{text}");
     }
 
     #[test]
@@ -928,19 +779,10 @@ mod tests {
 
     #[test]
     fn redacted_render_has_no_secret() {
-        let c = load(
-            GOOD,
-            &[(
-                "AUTHGATE_ISSUER_NETLIFY_PREVIOUS_SECRET",
-                "previous-secret-value-xyz",
-            )],
-        )
-        .unwrap();
+        let c =
+            load(GOOD, &[("AUTHGATE_ISSUER_NETLIFY_PREVIOUS_SECRET", "previous-secret-value-xyz")]).unwrap();
         let out = c.render_redacted();
-        assert!(
-            !out.contains("0123456789abcdef0123") && !out.contains("previous-secret-value-xyz"),
-            "{out}"
-        );
+        assert!(!out.contains("0123456789abcdef0123") && !out.contains("previous-secret-value-xyz"), "{out}");
         assert!(out.contains("[redacted: 20 bytes]"), "{out}");
         assert!(!format!("{c:?}").contains("0123456789abcdef0123"));
         out.parse::<Table>().expect("rendered config is TOML");

@@ -44,10 +44,7 @@ pub struct Credential<'a> {
 
 impl std::fmt::Debug for Credential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("source", &self.source)
-            .field("len", &self.token.len())
-            .finish()
+        f.debug_struct("Credential").field("source", &self.source).field("len", &self.token.len()).finish()
     }
 }
 
@@ -62,37 +59,28 @@ pub fn extract<'a>(
 ) -> Result<Credential<'a>, AuthError> {
     let from_headers = from_headers(headers)?;
     match (token.is_empty(), from_headers) {
-        (false, Some(_)) => Err(AuthError::InvalidRequest(
-            "send either token or a credential in headers, not both",
-        )),
-        (false, None) => Ok(Credential {
-            token,
-            source: Source::TokenField,
-        }),
+        (false, Some(_)) => {
+            Err(AuthError::InvalidRequest("send either token or a credential in headers, not both"))
+        }
+        (false, None) => Ok(Credential { token, source: Source::TokenField }),
         (true, Some(c)) => Ok(c),
         (true, None) => Err(AuthError::MissingCredential),
     }
 }
 
 /// The credential in HTTP headers (names case-insensitive), if any.
-pub fn from_headers(
-    headers: &HashMap<String, String>,
-) -> Result<Option<Credential<'_>>, AuthError> {
+pub fn from_headers(headers: &HashMap<String, String>) -> Result<Option<Credential<'_>>, AuthError> {
     let mut authorization: Option<&str> = None;
     let mut cookie: Option<&str> = None;
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("authorization") {
             if authorization.replace(value).is_some() {
-                return Err(AuthError::InvalidRequest(
-                    "more than one authorization header",
-                ));
+                return Err(AuthError::InvalidRequest("more than one authorization header"));
             }
         } else if name.eq_ignore_ascii_case("cookie") {
             for v in cookie_values(value, COOKIE_NAME) {
                 if cookie.is_some_and(|c| c != v) {
-                    return Err(AuthError::InvalidRequest(
-                        "more than one distinct nf_jwt cookie",
-                    ));
+                    return Err(AuthError::InvalidRequest("more than one distinct nf_jwt cookie"));
                 }
                 cookie = Some(v);
             }
@@ -101,25 +89,16 @@ pub fn from_headers(
     if let Some(value) = authorization
         && let Some(token) = bearer(value)?
     {
-        return Ok(Some(Credential {
-            token,
-            source: Source::AuthorizationHeader,
-        }));
+        return Ok(Some(Credential { token, source: Source::AuthorizationHeader }));
     }
-    Ok(cookie.filter(|c| !c.is_empty()).map(|token| Credential {
-        token,
-        source: Source::Cookie,
-    }))
+    Ok(cookie.filter(|c| !c.is_empty()).map(|token| Credential { token, source: Source::Cookie }))
 }
 
 /// Parses an Authorization value. `Ok(None)` for another scheme (e.g.
 /// Basic: not ours); an error for a Bearer value that is not `Bearer <token>`.
 fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
     let value = value.trim_end_matches([' ', '\t']);
-    let Some(rest) = value
-        .strip_prefix("Bearer")
-        .or_else(|| value.strip_prefix("bearer"))
-    else {
+    let Some(rest) = value.strip_prefix("Bearer").or_else(|| value.strip_prefix("bearer")) else {
         return Ok(None);
     };
     // GoTrue: `^(?:B|b)earer (\S+$)`: exactly one space, one non-space run.
@@ -127,9 +106,9 @@ fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
         Some(token) if !token.is_empty() && !token.contains(|c: char| c.is_ascii_whitespace()) => {
             Ok(Some(token))
         }
-        _ if rest.is_empty() || rest.starts_with(' ') => Err(AuthError::MalformedToken(
-            "authorization header is not `Bearer <token>`",
-        )),
+        _ if rest.is_empty() || rest.starts_with(' ') => {
+            Err(AuthError::MalformedToken("authorization header is not `Bearer <token>`"))
+        }
         // `Bearerx ...`: another scheme that merely starts with the word.
         _ => Ok(None),
     }
@@ -148,22 +127,15 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn table() {
         type Want = Result<Option<(&'static str, Source)>, &'static str>;
-        let cases: &[(&str, &str, &[(&str, &str)], Want)] = &[
-            (
-                "token field",
-                "t.t.t",
-                &[],
-                Ok(Some(("t.t.t", Source::TokenField))),
-            ),
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Want);
+        let cases: &[Case] = &[
+            ("token field", "t.t.t", &[], Ok(Some(("t.t.t", Source::TokenField)))),
             (
                 "Bearer",
                 "",
@@ -176,30 +148,10 @@ mod tests {
                 &[("Authorization", "bearer a.b.c")],
                 Ok(Some(("a.b.c", Source::AuthorizationHeader))),
             ),
-            (
-                "BEARER is not GoTrue's",
-                "",
-                &[("authorization", "BEARER a.b.c")],
-                Err("missing_credential"),
-            ),
-            (
-                "two spaces",
-                "",
-                &[("authorization", "Bearer  a.b.c")],
-                Err("malformed_token"),
-            ),
-            (
-                "empty bearer",
-                "",
-                &[("authorization", "Bearer")],
-                Err("malformed_token"),
-            ),
-            (
-                "basic ignored",
-                "",
-                &[("authorization", "Basic dXNlcg==")],
-                Err("missing_credential"),
-            ),
+            ("BEARER is not GoTrue's", "", &[("authorization", "BEARER a.b.c")], Err("missing_credential")),
+            ("two spaces", "", &[("authorization", "Bearer  a.b.c")], Err("malformed_token")),
+            ("empty bearer", "", &[("authorization", "Bearer")], Err("malformed_token")),
+            ("basic ignored", "", &[("authorization", "Basic dXNlcg==")], Err("missing_credential")),
             (
                 "cookie",
                 "",
@@ -209,30 +161,17 @@ mod tests {
             (
                 "header beats cookie",
                 "",
-                &[
-                    ("authorization", "Bearer a.b.c"),
-                    ("Cookie", "nf_jwt=x.y.z"),
-                ],
+                &[("authorization", "Bearer a.b.c"), ("Cookie", "nf_jwt=x.y.z")],
                 Ok(Some(("a.b.c", Source::AuthorizationHeader))),
             ),
-            (
-                "two distinct cookies",
-                "",
-                &[("cookie", "nf_jwt=a; nf_jwt=b")],
-                Err("invalid_request"),
-            ),
+            ("two distinct cookies", "", &[("cookie", "nf_jwt=a; nf_jwt=b")], Err("invalid_request")),
             (
                 "two authorization headers",
                 "",
                 &[("authorization", "Bearer a"), ("Authorization", "Bearer b")],
                 Err("invalid_request"),
             ),
-            (
-                "token and header",
-                "t.t.t",
-                &[("authorization", "Bearer a.b.c")],
-                Err("invalid_request"),
-            ),
+            ("token and header", "t.t.t", &[("authorization", "Bearer a.b.c")], Err("invalid_request")),
             (
                 "token and unrelated headers",
                 "t.t.t",
@@ -246,35 +185,19 @@ mod tests {
                 &[("x-nf-identity-info", "eyJ1c2VyIjp7fX0=")],
                 Err("missing_credential"),
             ),
-            (
-                "refresh cookie alone",
-                "",
-                &[("cookie", "nf_refresh=abc")],
-                Err("missing_credential"),
-            ),
-            (
-                "query string ignored",
-                "",
-                &[(":path", "/api?token=a.b.c")],
-                Err("missing_credential"),
-            ),
+            ("refresh cookie alone", "", &[("cookie", "nf_refresh=abc")], Err("missing_credential")),
+            ("query string ignored", "", &[(":path", "/api?token=a.b.c")], Err("missing_credential")),
         ];
         for (what, token, headers, want) in cases {
             let headers = h(headers);
-            let got = extract(token, &headers)
-                .map(|c| Some((c.token, c.source)))
-                .map_err(|e| e.reason());
-            let want = want.map(|o| o.map(|(t, s)| (t, s)));
-            assert_eq!(got, want, "{what}");
+            let got = extract(token, &headers).map(|c| Some((c.token, c.source))).map_err(|e| e.reason());
+            assert_eq!(got, *want, "{what}");
         }
     }
 
     #[test]
     fn debug_never_shows_the_token() {
-        let c = Credential {
-            token: "secret.token.value",
-            source: Source::Cookie,
-        };
+        let c = Credential { token: "secret.token.value", source: Source::Cookie };
         assert!(!format!("{c:?}").contains("secret"));
     }
 }

@@ -137,9 +137,7 @@ impl fmt::Display for AuthError {
             ),
             Self::MalformedToken(part) => write!(f, "malformed token: {part}"),
             Self::TokenTooLarge { limit } => write!(f, "token is larger than {limit} bytes"),
-            Self::UnsupportedAlgorithm => {
-                f.write_str("token algorithm is not accepted by this issuer")
-            }
+            Self::UnsupportedAlgorithm => f.write_str("token algorithm is not accepted by this issuer"),
             Self::BadSignature => f.write_str("token signature does not verify"),
             Self::TokenExpired => f.write_str("token has expired"),
             Self::TokenNotYetValid => f.write_str("token is not valid yet (nbf)"),

@@ -38,11 +38,7 @@ struct GoTrueClaims<'a> {
 }
 
 /// Signs a GoTrue-shaped token with `secret`.
-pub fn sign(
-    spec: &TokenSpec,
-    secret: &Secret,
-    now: i64,
-) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn sign(spec: &TokenSpec, secret: &Secret, now: i64) -> Result<String, jsonwebtoken::errors::Error> {
     let subject = spec.subject.clone().unwrap_or_else(random_uuid);
     let mut app_metadata = Map::new();
     app_metadata.insert("provider".into(), Value::from(spec.provider.as_str()));
@@ -59,11 +55,7 @@ pub fn sign(
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("nf-ident".into());
-    jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.expose()),
-    )
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(secret.expose()))
 }
 
 /// A random version-4 UUID, as GoTrue uses for user ids.
@@ -72,12 +64,5 @@ pub fn random_uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

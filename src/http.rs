@@ -30,10 +30,7 @@ impl Readiness {
 
 /// The side-port router.
 pub fn router(readiness: Readiness) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(readiness)
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
 }
 
 async fn healthz() -> &'static str {
@@ -41,9 +38,5 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(r): State<Readiness>) -> (StatusCode, &'static str) {
-    if r.get() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
+    if r.get() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
 }

@@ -43,10 +43,7 @@ impl From<Identity> for pb::Identity {
             provider: id.provider,
             issuer: id.issuer.to_string(),
             audiences: id.audiences,
-            expires_at: Some(prost_types::Timestamp {
-                seconds: id.expires_at,
-                nanos: 0,
-            }),
+            expires_at: Some(prost_types::Timestamp { seconds: id.expires_at, nanos: 0 }),
             app_metadata: Some(to_struct(id.app_metadata)),
             user_metadata: Some(to_struct(id.user_metadata)),
         }
@@ -54,9 +51,7 @@ impl From<Identity> for pb::Identity {
 }
 
 fn to_struct(map: Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
-    }
+    prost_types::Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
 }
 
 fn to_value(v: Value) -> prost_types::Value {
@@ -68,9 +63,9 @@ fn to_value(v: Value) -> prost_types::Value {
         // precision exactly as they would in any JSON client.
         Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
         Value::String(s) => Kind::StringValue(s),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.into_iter().map(to_value).collect(),
-        }),
+        Value::Array(items) => {
+            Kind::ListValue(prost_types::ListValue { values: items.into_iter().map(to_value).collect() })
+        }
         Value::Object(m) => Kind::StructValue(to_struct(m)),
     };
     prost_types::Value { kind: Some(kind) }
@@ -86,10 +81,7 @@ mod tests {
             serde_json::from_str(r#"{"a":[1,"x",null,{"b":true}],"n":2.5}"#).unwrap();
         let s = to_struct(meta);
         let json = format!("{s:?}");
-        assert!(
-            json.contains("NumberValue(2.5)") && json.contains("BoolValue(true)"),
-            "{json}"
-        );
+        assert!(json.contains("NumberValue(2.5)") && json.contains("BoolValue(true)"), "{json}");
     }
 
     #[test]

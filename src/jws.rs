@@ -65,24 +65,14 @@ impl<'a> CompactJws<'a> {
         let header: JoseHeader = serde_json::from_slice(&header_json)
             .map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
         if header.crit.is_some() {
-            return Err(AuthError::MalformedToken(
-                "critical header extensions are not supported",
-            ));
+            return Err(AuthError::MalformedToken("critical header extensions are not supported"));
         }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        Ok(Self {
-            signing_input,
-            payload_b64,
-            signature_b64,
-            header,
-        })
+        Ok(Self { signing_input, payload_b64, signature_b64, header })
     }
 
     /// Decodes the signature into `buf`, returning the used prefix.
-    pub fn signature<'b>(
-        &self,
-        buf: &'b mut [u8; MAX_SIGNATURE_BYTES],
-    ) -> Result<&'b [u8], AuthError> {
+    pub fn signature<'b>(&self, buf: &'b mut [u8; MAX_SIGNATURE_BYTES]) -> Result<&'b [u8], AuthError> {
         // Checked first: decode_slice would otherwise report a short buffer
         // as an error we could not tell apart from bad base64.
         if self.signature_b64.len() > MAX_SIGNATURE_BYTES * 4 / 3 {
@@ -136,21 +126,9 @@ mod tests {
             ("four parts", format!("{h}.e30.c2ln.x"), "malformed_token"),
             ("empty payload", format!("{h}..c2ln"), "malformed_token"),
             ("header not base64", "!!.e30.c2ln".into(), "malformed_token"),
-            (
-                "padded header",
-                format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode("{}") + "="),
-                "malformed_token",
-            ),
-            (
-                "header not json",
-                format!("{}.e30.c2ln", b64("nope")),
-                "malformed_token",
-            ),
-            (
-                "header without alg",
-                format!("{}.e30.c2ln", b64("{}")),
-                "malformed_token",
-            ),
+            ("padded header", format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode("{}") + "="), "malformed_token"),
+            ("header not json", format!("{}.e30.c2ln", b64("nope")), "malformed_token"),
+            ("header without alg", format!("{}.e30.c2ln", b64("{}")), "malformed_token"),
             (
                 "crit header",
                 format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","crit":["b64"]}"#)),
@@ -172,11 +150,7 @@ mod tests {
 
     #[test]
     fn peeks_issuer() {
-        let t = format!(
-            "{}.{}.c2ln",
-            b64(r#"{"alg":"HS256"}"#),
-            b64(r#"{"iss":"https://x"}"#)
-        );
+        let t = format!("{}.{}.c2ln", b64(r#"{"alg":"HS256"}"#), b64(r#"{"iss":"https://x"}"#));
         let jws = CompactJws::parse(&t, 16384).unwrap();
         assert_eq!(jws.peek_issuer_unverified().as_deref(), Some("https://x"));
         assert_eq!(jws.signing_input, &t[..t.rfind('.').unwrap()]);

@@ -90,9 +90,7 @@ impl HmacKeySet {
 
 impl fmt::Debug for HmacKeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HmacKeySet")
-            .field("keys", &self.keys.len())
-            .finish()
+        f.debug_struct("HmacKeySet").field("keys", &self.keys.len()).finish()
     }
 }
 
@@ -112,24 +110,12 @@ mod tests {
         let cur = Secret::new(b"current-secret-0123456789".to_vec());
         let prev = Secret::new(b"previous-secret-0123456789".to_vec());
         let sign = |s: &Secret, m: &[u8]| {
-            aws_lc_rs::hmac::sign(
-                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, s.expose()),
-                m,
-            )
+            aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, s.expose()), m)
         };
         let set = HmacKeySet::new(&cur, Some(&prev));
-        assert_eq!(
-            set.verify(b"m", sign(&cur, b"m").as_ref()),
-            Some(KeySlot::Current)
-        );
-        assert_eq!(
-            set.verify(b"m", sign(&prev, b"m").as_ref()),
-            Some(KeySlot::Previous)
-        );
+        assert_eq!(set.verify(b"m", sign(&cur, b"m").as_ref()), Some(KeySlot::Current));
+        assert_eq!(set.verify(b"m", sign(&prev, b"m").as_ref()), Some(KeySlot::Previous));
         assert_eq!(set.verify(b"x", sign(&prev, b"m").as_ref()), None);
-        assert_eq!(
-            HmacKeySet::new(&cur, None).verify(b"m", sign(&prev, b"m").as_ref()),
-            None
-        );
+        assert_eq!(HmacKeySet::new(&cur, None).verify(b"m", sign(&prev, b"m").as_ref()), None);
     }
 }

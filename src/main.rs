@@ -99,11 +99,7 @@ fn main() -> ExitCode {
 fn token(config: &Config, args: TokenArgs) -> ExitCode {
     let issuer = match &args.issuer {
         Some(name) => config.issuers.iter().find(|i| &i.name == name),
-        None => config
-            .issuers
-            .iter()
-            .find(|i| i.default)
-            .or(config.issuers.first()),
+        None => config.issuers.iter().find(|i| i.default).or(config.issuers.first()),
     };
     let Some(issuer) = issuer else {
         eprintln!(
@@ -145,10 +141,7 @@ fn serve(config: Config) -> ExitCode {
         let listeners = match authgate::Listeners::bind(&config).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!(
-                    "cannot bind {} / {}: {e}",
-                    config.grpc_addr, config.http_addr
-                );
+                eprintln!("cannot bind {} / {}: {e}", config.grpc_addr, config.http_addr);
                 return ExitCode::FAILURE;
             }
         };
@@ -166,14 +159,8 @@ fn serve(config: Config) -> ExitCode {
 }
 
 fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &authgate::Listeners) {
-    let grpc = listeners
-        .grpc_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| config.grpc_addr.to_string());
-    let http = listeners
-        .http_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| config.http_addr.to_string());
+    let grpc = listeners.grpc_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.grpc_addr.to_string());
+    let http = listeners.http_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.http_addr.to_string());
     println!(
         "authgate: zero-config dev mode (no --config / AUTHGATE_CONFIG given)
   issuer `dev`: GoTrue-shaped HS256 tokens, secret from {secret_origin}

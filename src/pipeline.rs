@@ -33,10 +33,7 @@ pub struct Authenticator {
 impl Authenticator {
     /// Builds every issuer's verifier and keys.
     pub fn from_config(config: &Config) -> Self {
-        Self {
-            issuers: Issuers::from_config(config),
-            max_token_bytes: config.max_token_bytes,
-        }
+        Self { issuers: Issuers::from_config(config), max_token_bytes: config.max_token_bytes }
     }
 
     /// The configured issuers.
@@ -57,13 +54,7 @@ impl Authenticator {
             Ok(id) => {
                 tracing::info!(granted = true, issuer, subject = %id.subject, latency_us, "decision")
             }
-            Err(e) => tracing::info!(
-                granted = false,
-                reason = e.reason(),
-                issuer,
-                latency_us,
-                "decision"
-            ),
+            Err(e) => tracing::info!(granted = false, reason = e.reason(), issuer, latency_us, "decision"),
         }
         result
     }

@@ -26,21 +26,12 @@ struct Case {
 }
 
 fn token_req(token: String) -> VerifyRequest {
-    VerifyRequest {
-        token,
-        ..Default::default()
-    }
+    VerifyRequest { token, ..Default::default() }
 }
 
 fn headers_req(pairs: &[(&str, String)]) -> VerifyRequest {
-    let headers: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    VerifyRequest {
-        headers,
-        ..Default::default()
-    }
+    let headers: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    VerifyRequest { headers, ..Default::default() }
 }
 
 fn with(mut claims: Value, f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
@@ -92,11 +83,7 @@ fn cases() -> Vec<Case> {
         Case {
             what: "aud as a string, no expected audience",
             req: token_req(gotrue_token(
-                &with(c.clone(), |m| {
-                    m.insert("aud".into(), json!("netlify"))
-                        .map(drop)
-                        .unwrap_or(())
-                }),
+                &with(c.clone(), |m| m.insert("aud".into(), json!("netlify")).map(drop).unwrap_or(())),
                 SECRET,
             )),
             want: Want::Ok(|id| assert_eq!(id.audiences, ["netlify"])),
@@ -152,10 +139,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "expected audience, aud absent",
-            req: VerifyRequest {
-                issuer: "netlify-aud".into(),
-                ..token_req(good.clone())
-            },
+            req: VerifyRequest { issuer: "netlify-aud".into(), ..token_req(good.clone()) },
             want: unauth("wrong_audience"),
         },
         Case {
@@ -260,18 +244,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "previous secret of another issuer is not",
-            req: VerifyRequest {
-                issuer: "ops".into(),
-                ..token_req(gotrue_token(&c, PREVIOUS))
-            },
+            req: VerifyRequest { issuer: "ops".into(), ..token_req(gotrue_token(&c, PREVIOUS)) },
             want: unauth("bad_signature"),
         },
         Case {
             what: "cookie nf_jwt",
-            req: headers_req(&[(
-                "cookie",
-                format!("nf_jwt={good}; nf_refresh=abcdefghijklmnopqrstuv"),
-            )]),
+            req: headers_req(&[("cookie", format!("nf_jwt={good}; nf_refresh=abcdefghijklmnopqrstuv"))]),
             want: Want::Ok(ok),
         },
         Case {
@@ -307,24 +285,15 @@ fn cases() -> Vec<Case> {
             req: token_req(format!("{good}{}", "A".repeat(17 * 1024))),
             want: unauth("token_too_large"),
         },
-        Case {
-            what: "garbage",
-            req: token_req("this is not a jwt".into()),
-            want: unauth("malformed_token"),
-        },
-        Case {
-            what: "garbage with dots",
-            req: token_req("a.b.c".into()),
-            want: unauth("malformed_token"),
-        },
+        Case { what: "garbage", req: token_req("this is not a jwt".into()), want: unauth("malformed_token") },
+        Case { what: "garbage with dots", req: token_req("a.b.c".into()), want: unauth("malformed_token") },
         Case {
             what: "signed payload that is not an object",
             req: token_req({
                 let h = r#"{"alg":"HS256"}"#;
                 let unsigned = raw_token(h, &json!([1, 2]), b"");
                 let input = &unsigned[..unsigned.len() - 1];
-                let key =
-                    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
+                let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
                 use base64::Engine;
                 format!(
                     "{input}.{}",
@@ -336,10 +305,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "sub \"0\" is Netlify's operator token",
-            req: token_req(gotrue_token(
-                &json!({"exp": now() + 60, "sub": "0"}),
-                SECRET,
-            )),
+            req: token_req(gotrue_token(&json!({"exp": now() + 60, "sub": "0"}), SECRET)),
             want: unauth("system_principal"),
         },
         Case {
@@ -356,10 +322,7 @@ fn cases() -> Vec<Case> {
             what: "system principal where the issuer allows it",
             req: VerifyRequest {
                 issuer: "ops".into(),
-                ..token_req(gotrue_token(
-                    &json!({"exp": now() + 60, "sub": "0"}),
-                    SECRET,
-                ))
+                ..token_req(gotrue_token(&json!({"exp": now() + 60, "sub": "0"}), SECRET))
             },
             want: Want::Ok(|id| assert_eq!(id.subject, "0")),
         },
@@ -417,18 +380,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "required role absent",
-            req: VerifyRequest {
-                required_roles: vec!["owner".into()],
-                ..token_req(good.clone())
-            },
+            req: VerifyRequest { required_roles: vec!["owner".into()], ..token_req(good.clone()) },
             want: Want::Err(Code::PermissionDenied, "insufficient_role"),
         },
         Case {
             what: "unknown issuer name",
-            req: VerifyRequest {
-                issuer: "nope".into(),
-                ..token_req(good.clone())
-            },
+            req: VerifyRequest { issuer: "nope".into(), ..token_req(good.clone()) },
             want: Want::Err(Code::InvalidArgument, "unknown_issuer"),
         },
         Case {
@@ -497,12 +454,9 @@ async fn verify_table() {
                     ));
                 }
             }
-            (Want::Ok(_), Err(status)) => failures.push(format!(
-                "{}: denied {:?} {:?}",
-                case.what,
-                status.code(),
-                reason(&status)
-            )),
+            (Want::Ok(_), Err(status)) => {
+                failures.push(format!("{}: denied {:?} {:?}", case.what, status.code(), reason(&status)))
+            }
             (Want::Err(code, r), Ok(_)) => {
                 failures.push(format!("{}: granted, want {code:?} {r}", case.what))
             }
@@ -522,12 +476,7 @@ async fn verify_table() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 fn reason(status: &tonic::Status) -> Option<String> {
@@ -544,11 +493,7 @@ async fn messages_never_echo_the_token() {
         }),
         SECRET,
     );
-    for token in [
-        expired.clone(),
-        format!("{expired}xx"),
-        "garbage-token-value".to_string(),
-    ] {
+    for token in [expired.clone(), format!("{expired}xx"), "garbage-token-value".to_string()] {
         let status = client.verify(token_req(token.clone())).await.unwrap_err();
         let sig = token.rsplit('.').next().unwrap();
         assert!(
@@ -563,18 +508,10 @@ async fn messages_never_echo_the_token() {
 async fn oversized_message_is_refused_without_crashing() {
     let server = TestServer::start(&standard_config()).await;
     let mut client = server.client().await;
-    let huge = VerifyRequest {
-        token: "A".repeat(200 * 1024),
-        ..Default::default()
-    };
+    let huge = VerifyRequest { token: "A".repeat(200 * 1024), ..Default::default() };
     let status = client.verify(huge).await.unwrap_err();
-    assert!(
-        matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange),
-        "{status:?}"
-    );
+    assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange), "{status:?}");
     // The server is still fine afterwards.
-    let ok = client
-        .verify(token_req(gotrue_token(&gotrue_claims(), SECRET)))
-        .await;
+    let ok = client.verify(token_req(gotrue_token(&gotrue_claims(), SECRET))).await;
     assert!(ok.is_ok(), "{ok:?}");
 }

@@ -53,18 +53,14 @@ impl Hs256Verifier {
         }
         let mut buf = signature_buffer();
         let signature = jws.signature(&mut buf)?;
-        let slot = self
-            .keys
-            .verify(jws.signing_input.as_bytes(), signature)
-            .ok_or(AuthError::BadSignature)?;
+        let slot =
+            self.keys.verify(jws.signing_input.as_bytes(), signature).ok_or(AuthError::BadSignature)?;
         if slot == KeySlot::Previous {
             tracing::debug!(issuer = %self.name, key = slot.as_str(), "token verified with the previous secret");
         }
         let claims = Claims::from_slice(&jws.payload_bytes()?)?;
 
-        let exp = claims
-            .numeric_date("exp")?
-            .ok_or(AuthError::MissingClaim("exp"))?;
+        let exp = claims.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
         if now >= exp.saturating_add(self.leeway) {
             return Err(AuthError::TokenExpired);
         }
@@ -92,11 +88,7 @@ impl Hs256Verifier {
             return Err(AuthError::SystemPrincipal);
         }
         let app_metadata = claims.object("app_metadata")?;
-        let provider = app_metadata
-            .get("provider")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         Ok(Identity {
             subject: subject.to_owned(),
             email: claims.string("email")?.unwrap_or_default().to_owned(),
@@ -129,8 +121,5 @@ impl Verifier for Hs256Verifier {
 /// Seconds since the Unix epoch (0 if the clock is before 1970, which then
 /// fails every `exp` check: closed, not open).
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

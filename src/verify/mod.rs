@@ -65,24 +65,16 @@ impl Issuers {
             return Ok(only.as_ref());
         }
         if let Some(iss) = jws.peek_issuer_unverified()
-            && let Some(v) = self
-                .verifiers
-                .iter()
-                .find(|v| v.expected_iss() == Some(iss.as_str()))
+            && let Some(v) = self.verifiers.iter().find(|v| v.expected_iss() == Some(iss.as_str()))
         {
             return Ok(v.as_ref());
         }
-        self.default
-            .map(|i| self.verifiers[i].as_ref())
-            .ok_or(AuthError::WrongIssuer)
+        self.default.map(|i| self.verifiers[i].as_ref()).ok_or(AuthError::WrongIssuer)
     }
 
     /// The verifier with this configured name.
     pub fn by_name(&self, name: &str) -> Option<&dyn Verifier> {
-        self.verifiers
-            .iter()
-            .find(|v| v.name() == name)
-            .map(|v| v.as_ref())
+        self.verifiers.iter().find(|v| v.name() == name).map(|v| v.as_ref())
     }
 
     /// Configured issuer names, in config order.

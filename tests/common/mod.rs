@@ -92,20 +92,11 @@ impl TestServer {
         let task = tokio::spawn(authgate::run(listeners, config, async move {
             let _ = rx.await;
         }));
-        TestServer {
-            grpc,
-            http,
-            stop: Some(tx),
-            task: Some(task),
-        }
+        TestServer { grpc, http, stop: Some(tx), task: Some(task) }
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect")
+        Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect")
     }
 
     pub async fn client(&self) -> AuthServiceClient<Channel> {
@@ -135,10 +126,7 @@ impl Drop for TestServer {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// A GoTrue-shaped claims object for a fresh user, valid for an hour.
@@ -153,30 +141,15 @@ pub fn gotrue_claims() -> Value {
 }
 
 /// Signs with jsonwebtoken (an implementation independent of authgate's).
-pub fn sign(
-    alg: jsonwebtoken::Algorithm,
-    kid: Option<&str>,
-    claims: &Value,
-    secret: &str,
-) -> String {
+pub fn sign(alg: jsonwebtoken::Algorithm, kid: Option<&str>, claims: &Value, secret: &str) -> String {
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = kid.map(str::to_owned);
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
 /// GoTrue's exact header: HS256 with `kid: nf-ident`.
 pub fn gotrue_token(claims: &Value, secret: &str) -> String {
-    sign(
-        jsonwebtoken::Algorithm::HS256,
-        Some("nf-ident"),
-        claims,
-        secret,
-    )
+    sign(jsonwebtoken::Algorithm::HS256, Some("nf-ident"), claims, secret)
 }
 
 /// A token with an arbitrary header JSON and signature bytes, for headers

@@ -1,0 +1,224 @@
+//! Health, readiness and shutdown: honest status, drain, in-flight calls
+//! completing, and the real binary on SIGTERM.
+
+mod common;
+
+use authgate::pb::VerifyRequest;
+use bytes::Bytes;
+use common::*;
+use prost::Message;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const SERVICE: &str = "authgate.v1.AuthService";
+
+async fn health(server: &TestServer, service: &str) -> ServingStatus {
+    let mut h = HealthClient::new(server.channel().await);
+    let resp = h.check(HealthCheckRequest { service: service.into() }).await.expect("health check");
+    ServingStatus::try_from(resp.into_inner().status).unwrap()
+}
+
+async fn http_status(addr: SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect http");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line")
+}
+
+fn config_with(extra_server: &str) -> String {
+    standard_config().replacen("[server]\n", &format!("[server]\n{extra_server}\n"), 1)
+}
+
+#[tokio::test]
+async fn serving_after_start_and_probes_answer() {
+    let server = TestServer::start(&standard_config()).await;
+    assert_eq!(health(&server, "").await, ServingStatus::Serving);
+    assert_eq!(health(&server, SERVICE).await, ServingStatus::Serving);
+    let mut h = HealthClient::new(server.channel().await);
+    let unknown = h.check(HealthCheckRequest { service: "no.such.Service".into() }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert_eq!(http_status(server.http, "/healthz").await, 200);
+    assert_eq!(http_status(server.http, "/readyz").await, 200);
+    assert_eq!(http_status(server.http, "/nope").await, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn not_serving_as_soon_as_shutdown_begins() {
+    let mut server = TestServer::start(&config_with("drain_delay = \"2s\"")).await;
+    let channel = server.channel().await;
+    let mut h = HealthClient::new(channel.clone());
+    let mut auth = authgate::pb::auth_service_client::AuthServiceClient::new(channel);
+    server.begin_shutdown();
+    let mut status = ServingStatus::Serving;
+    for _ in 0..100 {
+        let r = h.check(HealthCheckRequest { service: "".into() }).await.expect("health during drain");
+        status = ServingStatus::try_from(r.into_inner().status).unwrap();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, ServingStatus::NotServing);
+    let r = h.check(HealthCheckRequest { service: SERVICE.into() }).await.unwrap().into_inner();
+    assert_eq!(ServingStatus::try_from(r.status).unwrap(), ServingStatus::NotServing);
+    assert_eq!(http_status(server.http, "/readyz").await, 503);
+    // Still answering during the drain delay.
+    let ok = auth
+        .verify(VerifyRequest { token: gotrue_token(&gotrue_claims(), SECRET), ..Default::default() })
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    server.stop().await;
+}
+
+/// A gRPC call whose request body is sent in two halves, so it is in flight
+/// for as long as the test wants.
+struct SlowCall {
+    send: h2::SendStream<Bytes>,
+    response: h2::client::ResponseFuture,
+    rest: Bytes,
+}
+
+async fn start_slow_verify(addr: SocketAddr, token: String) -> SlowCall {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/authgate.v1.AuthService/Verify"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(req, false).unwrap();
+    let msg = VerifyRequest { token, ..Default::default() }.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let frame = Bytes::from(frame);
+    send.send_data(frame.slice(..10), false).unwrap();
+    SlowCall { send, response, rest: frame.slice(10..) }
+}
+
+impl SlowCall {
+    /// Sends the rest of the body and returns (grpc-status, identity subject).
+    async fn finish(mut self) -> (String, String) {
+        self.send.send_data(self.rest, true).unwrap();
+        let resp = self.response.await.expect("response headers");
+        let mut body = resp.into_body();
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await.unwrap().unwrap_or_default();
+        let status = trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let subject = if data.len() > 5 {
+            authgate::pb::VerifyResponse::decode(&data[5..]).unwrap().identity.unwrap().subject
+        } else {
+            String::new()
+        };
+        (status, subject)
+    }
+}
+
+#[tokio::test]
+async fn in_flight_call_completes_during_shutdown() {
+    let mut server = TestServer::start(&standard_config()).await;
+    let call = start_slow_verify(server.grpc, gotrue_token(&gotrue_claims(), SECRET)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused once draining has started...
+    assert!(tokio::net::TcpStream::connect(server.grpc).await.is_err(), "listener still accepting");
+    // ...but the call already in flight finishes normally.
+    let (status, subject) = call.finish().await;
+    assert_eq!(status, "0");
+    assert_eq!(subject, "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let cfg = dir.path().join("authgate.toml");
+    std::fs::write(
+        &cfg,
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[[issuers]]\nname = \"netlify\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", &secret_file)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    let grpc: SocketAddr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("server did not start");
+        logs.push(line.clone());
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+        if v["message"] == "serving" {
+            break v["grpc_addr"].as_str().unwrap().parse().unwrap();
+        }
+    };
+    let token = gotrue_token(&gotrue_claims(), SECRET);
+    let expired = gotrue_token(&serde_json::json!({"sub": "x", "exp": now() - 999}), SECRET);
+    let mut client = authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    client.verify(VerifyRequest { token: token.clone(), ..Default::default() }).await.unwrap();
+    client.verify(VerifyRequest { token: expired.clone(), ..Default::default() }).await.unwrap_err();
+    let call = start_slow_verify(grpc, token.clone()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(kill.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = call.finish().await;
+    assert_eq!(status, "0", "in-flight call did not complete");
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    logs.extend(rx.try_iter());
+    let all = logs.join("\n");
+    let decisions: Vec<serde_json::Value> = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 3, "one line per decision:\n{all}");
+    assert_eq!(decisions[0]["granted"], true);
+    assert_eq!(decisions[0]["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    assert_eq!(decisions[1]["granted"], false);
+    assert_eq!(decisions[1]["reason"], "token_expired");
+    assert!(decisions[1].get("subject").is_none(), "subject logged on a denial");
+    for needle in
+        [SECRET, token.as_str(), expired.as_str(), token.rsplit('.').next().unwrap(), "test@test.com"]
+    {
+        assert!(!all.contains(needle), "logs leak {needle:?}:\n{all}");
+    }
+}
