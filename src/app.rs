@@ -68,10 +68,14 @@ pub async fn run(
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
 
     let core = Arc::new(Authenticator::from_config(&config));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let auth = AuthServiceServer::new(AuthGrpc::new(core.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -82,7 +86,8 @@ pub async fn run(
     let grpc = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         .add_service(health)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(auth)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),

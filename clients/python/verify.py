@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Call authgate's Verify (and gRPC health) from Python with grpcio.
+
+    authgate token --role admin | python3 clients/python/verify.py
+    python3 clients/python/verify.py --addr 127.0.0.1:50051 --role admin "$TOKEN"
+    python3 clients/python/verify.py --health
+
+Prints the identity as JSON and exits 0, or prints the denial's gRPC code and
+authgate reason and exits 1. Stubs are generated from ../../proto at run time
+(needs grpcio, grpcio-tools, grpcio-status; see tests/python/requirements.txt).
+"""
+import argparse
+import json
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import grpc
+
+PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
+_stubs = None
+
+
+def stubs():
+    """Generates (once per process) and imports the authgate.v1 stubs."""
+    global _stubs
+    if _stubs is None:
+        from grpc_tools import protoc
+
+        out = tempfile.mkdtemp(prefix="authgate-stubs-")
+        well_known = str(resources.files("grpc_tools") / "_proto")
+        rc = protoc.main([
+            "protoc", f"-I{PROTO_DIR}", f"-I{well_known}",
+            f"--python_out={out}", f"--grpc_python_out={out}",
+            "authgate/v1/auth.proto",
+        ])
+        if rc != 0:
+            raise RuntimeError(f"protoc failed with {rc}")
+        sys.path.insert(0, out)
+        from authgate.v1 import auth_pb2, auth_pb2_grpc
+
+        _stubs = (auth_pb2, auth_pb2_grpc)
+    return _stubs
+
+
+class Denied(Exception):
+    """A denial: the gRPC code name and authgate's stable reason."""
+
+    def __init__(self, code, reason, message):
+        super().__init__(f"{code} {reason}: {message}")
+        self.code, self.reason, self.message = code, reason, message
+
+
+def error_reason(err: grpc.RpcError) -> str:
+    """The google.rpc.ErrorInfo reason attached to an authgate error."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(err)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
+
+
+def verify(addr, token="", headers=None, required_roles=(), issuer="", timeout=5.0):
+    """Returns the Identity message, or raises Denied."""
+    pb, pb_grpc = stubs()
+    with grpc.insecure_channel(addr) as channel:
+        stub = pb_grpc.AuthServiceStub(channel)
+        request = pb.VerifyRequest(token=token, headers=headers or {},
+                                   required_roles=list(required_roles), issuer=issuer)
+        try:
+            return stub.Verify(request, timeout=timeout).identity
+        except grpc.RpcError as err:
+            raise Denied(err.code().name, error_reason(err), err.details()) from None
+
+
+def health(addr, service=""):
+    """The grpc.health.v1 status name of `service` ("" = the whole server)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(addr) as channel:
+        resp = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("token", nargs="?", help="the JWT (default: read from stdin)")
+    p.add_argument("--addr", default="127.0.0.1:50051")
+    p.add_argument("--role", action="append", default=[], help="required role (any-of)")
+    p.add_argument("--issuer", default="")
+    p.add_argument("--health", action="store_true", help="print grpc.health.v1 status and exit")
+    args = p.parse_args()
+    if args.health:
+        print(health(args.addr))
+        return 0
+    token = args.token if args.token is not None else sys.stdin.read().strip()
+    try:
+        identity = verify(args.addr, token=token, required_roles=args.role, issuer=args.issuer)
+    except Denied as d:
+        print(f"denied: {d.code} {d.reason}: {d.message}", file=sys.stderr)
+        return 1
+    from google.protobuf.json_format import MessageToDict
+
+    print(json.dumps(MessageToDict(identity, preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
