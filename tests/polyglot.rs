@@ -35,3 +35,47 @@ async fn python_grpcio_client() {
     assert!(out.status.success(), "python client failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("14 passed, 0 failed"), "{stdout}");
 }
+
+/// The README's Node example (clients/node/verify.js) against the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_grpc_js_client() {
+    let server = TestServer::start(&standard_config()).await;
+    let script = repo_root().join("clients/node/verify.js");
+    assert!(
+        repo_root().join("clients/node/node_modules/@grpc/grpc-js").exists(),
+        "clients/node/node_modules missing: run scripts/test.sh"
+    );
+    let addr = server.grpc.to_string();
+    let good = gotrue_token(&gotrue_claims(), SECRET);
+    let expired = gotrue_token(&serde_json::json!({"sub": "u", "exp": now() - 600}), SECRET);
+    let run = move |args: Vec<String>| {
+        let script = script.clone();
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new("node").arg(script).args(["--addr", &addr]).args(args).output()
+            })
+            .await
+            .unwrap()
+            .expect("run node")
+        }
+    };
+    let out = run(vec![good.clone(), "--role".into(), "admin".into()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity JSON");
+    assert_eq!(id["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    assert_eq!(id["roles"], serde_json::json!(["member", "admin"]));
+    assert_eq!(id["issuer"], "netlify");
+
+    let cases = [
+        (vec![expired], "UNAUTHENTICATED token_expired"),
+        (vec![good.clone(), "--role".into(), "owner".into()], "PERMISSION_DENIED insufficient_role"),
+        (vec!["garbage".into()], "UNAUTHENTICATED malformed_token"),
+    ];
+    for (args, want) in cases {
+        let out = run(args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{want}: {stderr}");
+        assert!(stderr.contains(want), "want {want}, got {stderr}");
+    }
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Verify throughput against a same-run control, over real gRPC.
+
+Starts a release build of authgate, then drives, in alternating rounds with
+h2load at a fixed concurrency:
+  * control: grpc.health.v1.Health/Check (about the cost of a no-op RPC)
+  * verify:  authgate.v1.AuthService/Verify with a valid GoTrue HS256 token
+on the same server, and prints req/s, p50, p99, server CPU per request and
+the ratio verify/control (median of per-round ratios). Absolute numbers on
+shared 2-core machines move by 35-50 % between periods; the same-round ratio
+is what to compare. Run it with scripts/bench.sh.
+"""
+import argparse
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / "target" / "release" / "authgate"
+TARGET_RATIO = 0.85
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def grpc_frame(message: bytes) -> bytes:
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def cpu_ticks(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def vm(pid, key):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # kB
+    return 0
+
+
+def h2load(addr, path, body, n, c, m, log):
+    if log.exists():
+        log.unlink()  # h2load appends
+    cmd = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", str(body),
+           "-H", "content-type: application/grpc", "-H", "te: trailers",
+           f"--log-file={log}", f"http://{addr}{path}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
+    req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    if not req or int(req.group(3)) != n:
+        sys.exit(f"h2load did not complete every request:\n{out}")
+    lat = sorted(int(line.split()[2]) for line in log.read_text().splitlines() if line.strip())
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
+    return rps, pct(0.50), pct(0.99)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="authgate Verify vs control benchmark")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=300_000)
+    ap.add_argument("-c", "--connections", type=int, default=8)
+    ap.add_argument("-m", "--streams", type=int, default=16)
+    ap.add_argument("--log-level", default="info",
+                    help="authgate log level; info (the default config) writes one decision line per request")
+    args = ap.parse_args()
+    if not shutil.which("h2load"):
+        sys.exit("h2load not found: apt-get install nghttp2-client (scripts/bench.sh does it)")
+    if not BIN.exists():
+        sys.exit(f"{BIN} missing: cargo build --release")
+
+    work = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
+    grpc_addr = f"127.0.0.1:{free_port()}"
+    cfg = work / "authgate.toml"
+    cfg.write_text(f"""
+[server]
+grpc_addr = "{grpc_addr}"
+http_addr = "127.0.0.1:{free_port()}"
+[log]
+format = "json"
+level = "{args.log_level}"
+[[issuers]]
+name = "netlify"
+""")
+    env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=secrets.token_urlsafe(32))
+    env.pop("RUST_LOG", None)
+    token = subprocess.run([str(BIN), "--config", str(cfg), "token", "--email", "bench@example.com",
+                            "--role", "editor", "--role", "member", "--ttl", "2h"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    verify_body = work / "verify.bin"
+    verify_body.write_bytes(grpc_frame(b"\x0a" + varint(len(token)) + token.encode()))
+    health_body = work / "health.bin"
+    health_body.write_bytes(grpc_frame(b""))
+
+    server_log = open(work / "server.log", "wb")
+    server = subprocess.Popen([str(BIN), "--config", str(cfg)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=server_log)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(grpc_addr.split(":"), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # The token must really verify: h2load cannot see grpc-status.
+        venv_py = ROOT / ".venv" / "bin" / "python"
+        check = subprocess.run([str(venv_py), str(ROOT / "clients/python/verify.py"), "--addr", grpc_addr, token],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            sys.exit(f"the benchmark token does not verify: {check.stderr}")
+        idle_rss = vm(server.pid, "VmRSS")
+        hz = os.sysconf("SC_CLK_TCK")
+        log = work / "h2.log"
+        configs = {
+            "control": ("/grpc.health.v1.Health/Check", health_body),
+            "verify": ("/authgate.v1.AuthService/Verify", verify_body),
+        }
+        for name, (path, body) in configs.items():  # warm-up
+            h2load(grpc_addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log)
+        results = {k: [] for k in configs}
+        ratios = []
+        for rnd in range(args.rounds):
+            order = list(configs) if rnd % 2 == 0 else list(reversed(configs))
+            row = {}
+            for name in order:
+                path, body = configs[name]
+                t0 = cpu_ticks(server.pid)
+                rps, p50, p99 = h2load(grpc_addr, path, body, args.requests, args.connections, args.streams, log)
+                cpu_us = (cpu_ticks(server.pid) - t0) / hz * 1e6 / args.requests
+                row[name] = (rps, p50, p99, cpu_us)
+                results[name].append(row[name])
+            ratios.append(row["verify"][0] / row["control"][0])
+            print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
+                  f"   ratio {ratios[-1]:.3f}", flush=True)
+        peak_rss = vm(server.pid, "VmHWM")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        server_log.close()
+
+    decisions = sum(1 for _ in open(work / "server.log", "rb"))
+    print()
+    print(f"h2load -c {args.connections} -m {args.streams} -t 1, {args.requests} requests per run, "
+          f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines)")
+    print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
+    for name, rows in results.items():
+        med = lambda i: statistics.median(r[i] for r in rows)
+        lo, hi = min(r[0] for r in rows), max(r[0] for r in rows)
+        print(f"{name:<8} {med(0):>15.0f} {lo:>10.0f}-{hi:<10.0f} {med(1):>8.2f} {med(2):>8.2f} {med(3):>18.1f}")
+    ratio = statistics.median(ratios)
+    print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
+    print(f"verify/control throughput ratio: median {ratio:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}); "
+          f"target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
