@@ -1,0 +1,51 @@
+//! Micro-benchmark of the transport-free core: ns per `Authenticator::verify`
+//! on a valid GoTrue token, and of its conversion to the protobuf Identity.
+//! Not a test; run with `cargo run --release --example pipeline_cost`.
+
+use authgate::config::{Config, Inputs};
+use authgate::gotrue_token::{TokenSpec, sign};
+use authgate::pipeline::{Authenticator, VerifyInput};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("authgate-pipeline-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("c.toml");
+    std::fs::write(&path, "[[issuers]]\nname = \"netlify\"\nsecret = \"bench-secret-0123456789abcdef0123\"\n")
+        .expect("write config");
+    let env = |_: &str| None;
+    let config = Config::load(&Inputs { config_path: Some(path), grpc_addr: None, http_addr: None, env: &env, workdir: dir.clone() })
+        .expect("config");
+    let spec = TokenSpec {
+        subject: None,
+        email: "bench@example.com".into(),
+        roles: vec!["editor".into(), "member".into()],
+        provider: "email".into(),
+        audience: None,
+        ttl: Duration::from_secs(3600),
+    };
+    let token = sign(&spec, &config.issuers[0].secret, authgate::verify::hs256::unix_now()).expect("sign");
+    let core = Authenticator::from_config(&config);
+    let headers = HashMap::new();
+    let input = VerifyInput { token: &token, headers: &headers, required_roles: &[], issuer: "" };
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let n = 200_000;
+    for round in 0..3 {
+        let t = Instant::now();
+        for _ in 0..n {
+            let id = rt.block_on(core.verify(input)).expect("valid");
+            std::hint::black_box(id);
+        }
+        let verify_ns = t.elapsed().as_nanos() / n;
+        let t = Instant::now();
+        for _ in 0..n {
+            let id = rt.block_on(core.verify(input)).expect("valid");
+            let pb: authgate::pb::Identity = id.into();
+            std::hint::black_box(prost::Message::encode_to_vec(&pb));
+        }
+        let full_ns = t.elapsed().as_nanos() / n;
+        println!("round {round}: verify {verify_ns} ns/op, verify+to_proto+encode {full_ns} ns/op");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
