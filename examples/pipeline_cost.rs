@@ -1,6 +1,7 @@
 //! Micro-benchmark of the transport-free core: ns per `Authenticator::verify`
 //! on a valid GoTrue token, and of its conversion to the protobuf Identity.
-//! Not a test; run with `cargo run --release --example pipeline_cost`.
+//! Not a test; run with `cargo run --release --example pipeline_cost [CACHE_ENTRIES]`
+//! (default 10000; 0 measures every call doing the full verification).
 
 use authgate::config::{Config, Inputs};
 use authgate::gotrue_token::{TokenSpec, sign};
@@ -12,11 +13,23 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("authgate-pipeline-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("c.toml");
-    std::fs::write(&path, "[[issuers]]\nname = \"netlify\"\nsecret = \"bench-secret-0123456789abcdef0123\"\n")
-        .expect("write config");
+    let cache_entries = std::env::args().nth(1).unwrap_or_else(|| "10000".into());
+    std::fs::write(
+        &path,
+        format!(
+            "[cache]\nmax_entries = {cache_entries}\n[[issuers]]\nname = \"netlify\"\nsecret = \"bench-secret-0123456789abcdef0123\"\n"
+        ),
+    )
+    .expect("write config");
     let env = |_: &str| None;
-    let config = Config::load(&Inputs { config_path: Some(path), grpc_addr: None, http_addr: None, env: &env, workdir: dir.clone() })
-        .expect("config");
+    let config = Config::load(&Inputs {
+        config_path: Some(path),
+        grpc_addr: None,
+        http_addr: None,
+        env: &env,
+        workdir: dir.clone(),
+    })
+    .expect("config");
     let spec = TokenSpec {
         subject: None,
         email: "bench@example.com".into(),
@@ -41,7 +54,7 @@ fn main() {
         let t = Instant::now();
         for _ in 0..n {
             let id = rt.block_on(core.verify(input)).expect("valid");
-            let pb: authgate::pb::Identity = id.into();
+            let pb: authgate::pb::Identity = id.as_ref().into();
             std::hint::black_box(prost::Message::encode_to_vec(&pb));
         }
         let full_ns = t.elapsed().as_nanos() / n;

@@ -82,11 +82,12 @@ impl Claims {
         }
     }
 
-    /// A claim that must be an object when present (`app_metadata`, ...).
-    pub fn object(&self, name: &'static str) -> Result<Map<String, Value>, AuthError> {
-        match self.0.get(name) {
+    /// Moves out a claim that must be an object when present
+    /// (`app_metadata`, ...); read roles first, they may live inside it.
+    pub fn take_object(&mut self, name: &'static str) -> Result<Map<String, Value>, AuthError> {
+        match self.0.remove(name) {
             None | Some(Value::Null) => Ok(Map::new()),
-            Some(Value::Object(m)) => Ok(m.clone()),
+            Some(Value::Object(m)) => Ok(m),
             Some(_) => Err(AuthError::MalformedToken("a metadata claim is not an object")),
         }
     }

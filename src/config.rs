@@ -48,6 +48,10 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Default grace for in-flight calls on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default capacity of the verified-identity cache (entries; 0 disables).
+pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
+/// Default longest life of a cached identity (never beyond the token's `exp`).
+pub const DEFAULT_CACHE_MAX_TTL: Duration = Duration::from_secs(300);
 /// Default leeway on `exp`/`nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 /// Largest leeway accepted.
@@ -78,6 +82,15 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `level`: a tracing filter, default `info`.
     pub level: String,
+}
+
+/// Verified-identity cache settings (`[cache]`).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// `max_entries`: default 10000; 0 turns the cache off.
+    pub max_entries: u64,
+    /// `max_ttl`: default 5m; an entry never outlives its token's `exp`.
+    pub max_ttl: Duration,
 }
 
 /// The kinds of issuer authgate can verify.
@@ -153,6 +166,8 @@ pub struct Config {
     pub drain_delay: Duration,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -210,6 +225,7 @@ impl Config {
         let mut top = Section::new("", Some(&root));
         let server = top.table(&mut r, "server");
         let log = top.table(&mut r, "log");
+        let cache = top.table(&mut r, "cache");
         let issuers_raw = top.array_of_tables(&mut r, "issuers");
         top.finish(&mut r);
 
@@ -258,6 +274,17 @@ impl Config {
             .unwrap_or_else(|| "info".to_string());
         l.finish(&mut r);
 
+        let mut c = Section::new("cache", cache);
+        let cache = CacheConfig {
+            max_entries: c
+                .parsed(&mut r, "max_entries", None, None, |v| {
+                    parse_bounded(v, 0, 10_000_000).map(|n| n as u64)
+                })
+                .unwrap_or(DEFAULT_CACHE_MAX_ENTRIES),
+            max_ttl: c.parsed(&mut r, "max_ttl", None, None, parse_duration).unwrap_or(DEFAULT_CACHE_MAX_TTL),
+        };
+        c.finish(&mut r);
+
         let mut issuers = Vec::new();
         let mode = match mode {
             Mode::File(p) => {
@@ -294,6 +321,7 @@ impl Config {
                 shutdown_grace,
                 drain_delay,
                 log: LogConfig { format, level },
+                cache,
                 issuers,
             })
         } else {
@@ -322,6 +350,11 @@ impl Config {
             LogFormat::Json => "json",
         };
         out.push_str(&format!("format = {}\nlevel = {}\n", q(format), q(&self.log.level)));
+        out.push_str(&format!(
+            "\n[cache]\nmax_entries = {}\nmax_ttl = {}\n",
+            self.cache.max_entries,
+            d(self.cache.max_ttl)
+        ));
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
             out.push_str(&format!("name = {}\nkind = \"hs256\"\n", q(&i.name)));

@@ -33,6 +33,6 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             issuer: &req.issuer,
         };
         let identity = self.core.verify(input).await?;
-        Ok(Response::new(pb::VerifyResponse { identity: Some(identity.into()) }))
+        Ok(Response::new(pb::VerifyResponse { identity: Some(identity.as_ref().into()) }))
     }
 }

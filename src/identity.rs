@@ -34,37 +34,37 @@ impl Identity {
     }
 }
 
-impl From<Identity> for pb::Identity {
-    fn from(id: Identity) -> Self {
+impl From<&Identity> for pb::Identity {
+    fn from(id: &Identity) -> Self {
         pb::Identity {
-            subject: id.subject,
-            email: id.email,
-            roles: id.roles,
-            provider: id.provider,
+            subject: id.subject.clone(),
+            email: id.email.clone(),
+            roles: id.roles.clone(),
+            provider: id.provider.clone(),
             issuer: id.issuer.to_string(),
-            audiences: id.audiences,
+            audiences: id.audiences.clone(),
             expires_at: Some(prost_types::Timestamp { seconds: id.expires_at, nanos: 0 }),
-            app_metadata: Some(to_struct(id.app_metadata)),
-            user_metadata: Some(to_struct(id.user_metadata)),
+            app_metadata: Some(to_struct(&id.app_metadata)),
+            user_metadata: Some(to_struct(&id.user_metadata)),
         }
     }
 }
 
-fn to_struct(map: Map<String, Value>) -> prost_types::Struct {
-    prost_types::Struct { fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect() }
+fn to_struct(map: &Map<String, Value>) -> prost_types::Struct {
+    prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect() }
 }
 
-fn to_value(v: Value) -> prost_types::Value {
+fn to_value(v: &Value) -> prost_types::Value {
     use prost_types::value::Kind;
     let kind = match v {
         Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Bool(b) => Kind::BoolValue(*b),
         // google.protobuf.Value only has doubles; large integers lose
         // precision exactly as they would in any JSON client.
         Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => Kind::StringValue(s),
+        Value::String(s) => Kind::StringValue(s.clone()),
         Value::Array(items) => {
-            Kind::ListValue(prost_types::ListValue { values: items.into_iter().map(to_value).collect() })
+            Kind::ListValue(prost_types::ListValue { values: items.iter().map(to_value).collect() })
         }
         Value::Object(m) => Kind::StructValue(to_struct(m)),
     };
@@ -79,7 +79,7 @@ mod tests {
     fn converts_nested_metadata() {
         let meta: Map<String, Value> =
             serde_json::from_str(r#"{"a":[1,"x",null,{"b":true}],"n":2.5}"#).unwrap();
-        let s = to_struct(meta);
+        let s = to_struct(&meta);
         let json = format!("{s:?}");
         assert!(json.contains("NumberValue(2.5)") && json.contains("BoolValue(true)"), "{json}");
     }

@@ -18,6 +18,7 @@
 //! | [`identity`] | the normalised [`Identity`] and its protobuf form |
 //! | [`keys`] | [`keys::Secret`] (redacted, zeroised) and key sets built at load time |
 //! | [`error`] | [`AuthError`]: every denial, mapped once to gRPC code, HTTP status, reason |
+//! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
 //! | [`pipeline`] | the transport-free request path and the decision log line |
 //! | [`grpc`], [`http`] | thin adapters: AuthService over tonic; `/healthz`, `/readyz` over axum |
 //! | [`app`] | wiring, health reporting, graceful shutdown: [`app::run`] |
@@ -35,6 +36,7 @@
 //!                                   │
 //!                  verify::Issuers::route  (name | unverified iss peek | default)
 //!                                   │
+//!                  cache::IdentityCache (hit: exp re-checked) ─┐ miss:
 //!                  Verifier::verify ──► hs256: alg → HMAC (current, previous) → exp/nbf/iss/aud/sub
 //!                                   │          (claimed and rejected = final; never falls through)
 //!                  Identity ──► required roles (any-of) ──► decision log line
@@ -44,6 +46,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod credential;

@@ -2,13 +2,16 @@
 //! identity → decision. Adapters (gRPC, later ext_authz and HTTP) build a
 //! [`VerifyInput`] and translate the result; they decide nothing.
 
+use crate::cache::{self, IdentityCache};
 use crate::config::Config;
 use crate::credential;
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::CompactJws;
 use crate::verify::Issuers;
+use crate::verify::hs256::unix_now;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One verification request, borrowed from whichever transport carried it.
@@ -24,16 +27,31 @@ pub struct VerifyInput<'a> {
     pub issuer: &'a str,
 }
 
+/// What the decision log line reports besides the outcome.
+#[derive(Default)]
+struct Trace<'a> {
+    issuer: Option<&'a str>,
+    cache_hit: bool,
+}
+
 /// The verification core. Built once from config; immutable and shared.
 pub struct Authenticator {
     issuers: Issuers,
+    cache: Option<IdentityCache>,
     max_token_bytes: usize,
 }
 
 impl Authenticator {
     /// Builds every issuer's verifier and keys.
     pub fn from_config(config: &Config) -> Self {
-        Self { issuers: Issuers::from_config(config), max_token_bytes: config.max_token_bytes }
+        let cache = (config.cache.max_entries > 0)
+            .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl));
+        Self { issuers: Issuers::from_config(config), cache, max_token_bytes: config.max_token_bytes }
+    }
+
+    /// Identities in the verified-identity cache (0 when it is off).
+    pub fn cached_identities(&self) -> u64 {
+        self.cache.as_ref().map_or(0, IdentityCache::len)
     }
 
     /// The configured issuers.
@@ -44,15 +62,15 @@ impl Authenticator {
     /// Decides one request and writes exactly one decision log line. The
     /// line never carries the token, a secret or an unverified claim; the
     /// subject appears only when access is granted.
-    pub async fn verify(&self, input: VerifyInput<'_>) -> Result<Identity, AuthError> {
+    pub async fn verify(&self, input: VerifyInput<'_>) -> Result<Arc<Identity>, AuthError> {
         let started = Instant::now();
-        let mut issuer = None;
-        let result = self.decide(input, &mut issuer).await;
+        let mut trace = Trace::default();
+        let result = self.decide(input, &mut trace).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let issuer = issuer.unwrap_or("");
+        let (issuer, cache_hit) = (trace.issuer.unwrap_or(""), trace.cache_hit);
         match &result {
             Ok(id) => {
-                tracing::info!(granted = true, issuer, subject = %id.subject, latency_us, "decision")
+                tracing::info!(granted = true, issuer, subject = %id.subject, cache_hit, latency_us, "decision")
             }
             Err(e) => tracing::info!(granted = false, reason = e.reason(), issuer, latency_us, "decision"),
         }
@@ -62,20 +80,50 @@ impl Authenticator {
     async fn decide<'a>(
         &'a self,
         input: VerifyInput<'_>,
-        issuer: &mut Option<&'a str>,
-    ) -> Result<Identity, AuthError> {
+        trace: &mut Trace<'a>,
+    ) -> Result<Arc<Identity>, AuthError> {
         // A misspelt issuer name is the caller's bug whatever the token is.
-        if !input.issuer.is_empty() && self.issuers.by_name(input.issuer).is_none() {
-            return Err(AuthError::UnknownIssuer);
-        }
+        let preselected = self.issuers.preselect(input.issuer)?;
         let credential = credential::extract(input.token, input.headers)?;
-        let jws = CompactJws::parse(credential.token, self.max_token_bytes)?;
-        let verifier = self.issuers.route(input.issuer, &jws)?;
-        *issuer = Some(verifier.name());
-        let identity = verifier.verify(&jws).await?;
-        if !identity.has_any_role(input.required_roles) {
-            return Err(AuthError::InsufficientRole);
+        let token = credential.token;
+        let mut parsed = None;
+        let verifier = match preselected {
+            Some(v) => v,
+            None => {
+                let jws = CompactJws::parse(token, self.max_token_bytes)?;
+                let v = self.issuers.route_by_token(&jws)?;
+                parsed = Some(jws);
+                v
+            }
+        };
+        trace.issuer = Some(verifier.name());
+        let now = unix_now();
+        let leeway = verifier.leeway_secs();
+        // A hit means these exact bytes passed every check of this issuer
+        // (size and shape included), so the token need not be parsed again.
+        let key = self.cache.as_ref().map(|_| cache::key(verifier.name(), token));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(hit) = cache.get(key, now, leeway)
+        {
+            trace.cache_hit = true;
+            return authorize(hit, input.required_roles);
         }
-        Ok(identity)
+        let jws = match parsed {
+            Some(jws) => jws,
+            None => CompactJws::parse(token, self.max_token_bytes)?,
+        };
+        let identity = Arc::new(verifier.verify(&jws).await?);
+        if let (Some(cache), Some(key)) = (&self.cache, key) {
+            cache.insert(key, identity.clone(), now, leeway);
+        }
+        authorize(identity, input.required_roles)
     }
+}
+
+/// The per-request policy on a verified identity: any-of required roles.
+fn authorize(identity: Arc<Identity>, required_roles: &[String]) -> Result<Arc<Identity>, AuthError> {
+    if !identity.has_any_role(required_roles) {
+        return Err(AuthError::InsufficientRole);
+    }
+    Ok(identity)
 }

@@ -31,7 +31,8 @@ fn example_config_is_valid() {
 fn kubernetes_manifest_is_valid() {
     let bin = repo_root().join(".venv/bin/kubernetes-validate");
     assert!(bin.exists(), "{} missing: run scripts/test.sh", bin.display());
-    let out = Command::new(bin).arg("--strict").arg(repo_root().join("deploy/kubernetes.yaml")).output().unwrap();
+    let out =
+        Command::new(bin).arg("--strict").arg(repo_root().join("deploy/kubernetes.yaml")).output().unwrap();
     assert!(
         out.status.success(),
         "{}{}",

@@ -58,7 +58,7 @@ impl Hs256Verifier {
         if slot == KeySlot::Previous {
             tracing::debug!(issuer = %self.name, key = slot.as_str(), "token verified with the previous secret");
         }
-        let claims = Claims::from_slice(&jws.payload_bytes()?)?;
+        let mut claims = Claims::from_slice(&jws.payload_bytes()?)?;
 
         let exp = claims.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
         if now >= exp.saturating_add(self.leeway) {
@@ -87,18 +87,21 @@ impl Hs256Verifier {
         if !self.allow_system_principal && SYSTEM_SUBJECTS.contains(&subject) {
             return Err(AuthError::SystemPrincipal);
         }
-        let app_metadata = claims.object("app_metadata")?;
+        let subject = subject.to_owned();
+        let email = claims.string("email")?.unwrap_or_default().to_owned();
+        let roles = claims.roles(&self.role_claims);
+        let app_metadata = claims.take_object("app_metadata")?;
         let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         Ok(Identity {
-            subject: subject.to_owned(),
-            email: claims.string("email")?.unwrap_or_default().to_owned(),
-            roles: claims.roles(&self.role_claims),
+            subject,
+            email,
+            roles,
             provider,
             issuer: self.name.clone(),
             audiences,
             expires_at: exp,
             app_metadata,
-            user_metadata: claims.object("user_metadata")?,
+            user_metadata: claims.take_object("user_metadata")?,
         })
     }
 }
@@ -110,6 +113,10 @@ impl Verifier for Hs256Verifier {
 
     fn expected_iss(&self) -> Option<&str> {
         self.expected_iss.as_deref()
+    }
+
+    fn leeway_secs(&self) -> i64 {
+        self.leeway
     }
 
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a> {

@@ -32,6 +32,8 @@ pub trait Verifier: Send + Sync {
     fn name(&self) -> &str;
     /// The `iss` value that routes tokens here, if any.
     fn expected_iss(&self) -> Option<&str>;
+    /// Clock skew allowed on `exp`, in seconds (re-checked on cache hits).
+    fn leeway_secs(&self) -> i64;
     /// Verifies the token completely and builds the identity.
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
 }
@@ -56,14 +58,20 @@ impl Issuers {
         Self { verifiers, default }
     }
 
-    /// Picks the verifier that owns `jws` (see the module doc for the rules).
-    pub fn route(&self, requested: &str, jws: &CompactJws<'_>) -> Result<&dyn Verifier, AuthError> {
+    /// Rules 1 and 2: the verifier chosen without reading the token, if
+    /// any. `Ok(None)` means the token must be read ([`Issuers::route_by_token`]).
+    pub fn preselect(&self, requested: &str) -> Result<Option<&dyn Verifier>, AuthError> {
         if !requested.is_empty() {
-            return self.by_name(requested).ok_or(AuthError::UnknownIssuer);
+            return self.by_name(requested).map(Some).ok_or(AuthError::UnknownIssuer);
         }
-        if let [only] = self.verifiers.as_slice() {
-            return Ok(only.as_ref());
+        match self.verifiers.as_slice() {
+            [only] => Ok(Some(only.as_ref())),
+            _ => Ok(None),
         }
+    }
+
+    /// Rules 3 to 5: route by the token's unverified `iss`, else the default.
+    pub fn route_by_token(&self, jws: &CompactJws<'_>) -> Result<&dyn Verifier, AuthError> {
         if let Some(iss) = jws.peek_issuer_unverified()
             && let Some(v) = self.verifiers.iter().find(|v| v.expected_iss() == Some(iss.as_str()))
         {
