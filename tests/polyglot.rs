@@ -79,3 +79,78 @@ async fn node_grpc_js_client() {
         assert!(stderr.contains(want), "want {want}, got {stderr}");
     }
 }
+
+/// Builds clients/go (the README's Go example) against stubs generated from
+/// proto/ with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, in
+/// GOPATH mode (no module downloads), and returns the binary.
+fn build_go_client(dir: &std::path::Path) -> PathBuf {
+    let pkg = dir.join("src/authgate.example");
+    std::fs::create_dir_all(pkg.join("gen")).unwrap();
+    std::fs::create_dir_all(pkg.join("verify")).unwrap();
+    std::fs::copy(repo_root().join("clients/go/main.go"), pkg.join("verify/main.go")).unwrap();
+    let m = "Mauthgate/v1/auth.proto=authgate.example/gen/authgate/v1";
+    let gen_dir = pkg.join("gen");
+    let protoc = Command::new("protoc")
+        .current_dir(repo_root().join("proto"))
+        .arg(format!("--go_out={}", gen_dir.display()))
+        .args(["--go_opt=paths=source_relative", &format!("--go_opt={m}")])
+        .arg(format!("--go-grpc_out={}", gen_dir.display()))
+        .args(["--go-grpc_opt=paths=source_relative", &format!("--go-grpc_opt={m}")])
+        .arg("authgate/v1/auth.proto")
+        .output()
+        .expect("protoc (scripts/go-env.sh installs it)");
+    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    let bin = dir.join("verify-go");
+    let build = Command::new("go")
+        .current_dir(pkg.join("verify"))
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .env("GO111MODULE", "off")
+        .env("GOPATH", format!("{}:/usr/share/gocode", dir.display()))
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOFLAGS", "")
+        .output()
+        .expect("go (scripts/go-env.sh installs it)");
+    assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
+    bin
+}
+
+/// The README's Go example (clients/go/main.go) against the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_grpc_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let bin = tokio::task::spawn_blocking(move || build_go_client(&dir_path)).await.unwrap();
+    let server = TestServer::start(&standard_config()).await;
+    let addr = server.grpc.to_string();
+    let good = gotrue_token(&gotrue_claims(), SECRET);
+    let expired = gotrue_token(&serde_json::json!({"sub": "u", "exp": now() - 600}), SECRET);
+    let run = |args: Vec<String>| {
+        let bin = bin.clone();
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || Command::new(bin).args(["-addr", &addr]).args(args).output())
+                .await
+                .unwrap()
+                .expect("run the Go client")
+        }
+    };
+    let out = run(vec!["-role".into(), "admin".into(), good.clone()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity JSON");
+    assert_eq!(id["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    assert_eq!(id["roles"], serde_json::json!(["member", "admin"]));
+    assert_eq!(id["provider"], "email");
+    let cases = [
+        (vec![expired], "UNAUTHENTICATED token_expired"),
+        (vec!["-role".into(), "owner".into(), good.clone()], "PERMISSION_DENIED insufficient_role"),
+        (vec!["not.a.jwt".into()], "UNAUTHENTICATED malformed_token"),
+    ];
+    for (args, want) in cases {
+        let out = run(args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{want}: {stderr}");
+        assert!(stderr.contains(want), "want {want}, got {stderr}");
+    }
+}
