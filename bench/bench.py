@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Verify throughput against a same-run control, over real gRPC.
 
+Every Verify carries the same token (h2load sends one body), so with the
+verified-identity cache on (the default) all but the first are cache hits;
+--cache-entries 0 measures the full verification on every request.
+
 Starts a release build of authgate, then drives, in alternating rounds with
 h2load at a fixed concurrency:
   * control: grpc.health.v1.Health/Check (about the cost of a no-op RPC)
@@ -83,7 +87,9 @@ def main():
     ap.add_argument("-c", "--connections", type=int, default=8)
     ap.add_argument("-m", "--streams", type=int, default=16)
     ap.add_argument("--log-level", default="info",
-                    help="authgate log level; info (the default config) writes one decision line per request")
+                    help="authgate log level; info (the default) writes one decision line per request")
+    ap.add_argument("--cache-entries", type=int, default=None,
+                    help="[cache] max_entries; 0 makes every Verify a full verification (default: the service default)")
     args = ap.parse_args()
     if not shutil.which("h2load"):
         sys.exit("h2load not found: apt-get install nghttp2-client (scripts/bench.sh does it)")
@@ -100,6 +106,7 @@ http_addr = "127.0.0.1:{free_port()}"
 [log]
 format = "json"
 level = "{args.log_level}"
+{"" if args.cache_entries is None else f"[cache]{chr(10)}max_entries = {args.cache_entries}{chr(10)}"}
 [[issuers]]
 name = "netlify"
 """)
@@ -162,7 +169,8 @@ name = "netlify"
     decisions = sum(1 for _ in open(work / "server.log", "rb"))
     print()
     print(f"h2load -c {args.connections} -m {args.streams} -t 1, {args.requests} requests per run, "
-          f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines)")
+          f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines), "
+          f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}")
     print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, rows in results.items():
         med = lambda i: statistics.median(r[i] for r in rows)
