@@ -10,7 +10,7 @@ use crate::claims::ClaimPath;
 use crate::keys::Secret;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::{Table, Value};
@@ -38,9 +38,9 @@ pub const ENV_DEV_SECRET: &str = "AUTHGATE_DEV_SECRET";
 pub const ENV_ISSUER_PREFIX: &str = "AUTHGATE_ISSUER_";
 
 /// Default gRPC listen address (loopback: exposing it is a decision).
-pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_GRPC_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50051));
 /// Default HTTP listen address.
-pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_HTTP_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
 /// Default maximum token size: 16 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Default maximum decoded gRPC message: 64 KiB (a request is a token and
@@ -232,10 +232,10 @@ impl Config {
         let mut s = Section::new("server", server);
         let grpc_addr = s
             .parsed(&mut r, "grpc_addr", Some(ENV_GRPC_ADDR), inputs.grpc_addr.as_deref(), parse_addr)
-            .unwrap_or_else(|| default_addr(DEFAULT_GRPC_ADDR));
+            .unwrap_or(DEFAULT_GRPC_ADDR);
         let http_addr = s
             .parsed(&mut r, "http_addr", Some(ENV_HTTP_ADDR), inputs.http_addr.as_deref(), parse_addr)
-            .unwrap_or_else(|| default_addr(DEFAULT_HTTP_ADDR));
+            .unwrap_or(DEFAULT_HTTP_ADDR);
         let max_token_bytes = s
             .parsed(&mut r, "max_token_bytes", Some(ENV_MAX_TOKEN_BYTES), None, |v| {
                 parse_bounded(v, 1024, 1024 * 1024)
@@ -377,11 +377,6 @@ impl Config {
         }
         out
     }
-}
-
-fn default_addr(s: &str) -> SocketAddr {
-    // infallible: the DEFAULT_*_ADDR constants are valid literals (tested).
-    s.parse().expect("valid default address")
 }
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
@@ -737,8 +732,8 @@ mod tests {
     #[test]
     fn defaults() {
         let c = load(GOOD, &[]).unwrap();
-        assert_eq!(c.grpc_addr, default_addr(DEFAULT_GRPC_ADDR));
-        assert_eq!(c.http_addr, default_addr(DEFAULT_HTTP_ADDR));
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.max_token_bytes, 16384);
         let i = &c.issuers[0];
         assert_eq!(i.leeway, Duration::from_secs(30));

@@ -515,3 +515,34 @@ async fn oversized_message_is_refused_without_crashing() {
     let ok = client.verify(token_req(gotrue_token(&gotrue_claims(), SECRET))).await;
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+#[tokio::test]
+async fn hostile_transport_input_is_refused_and_the_server_survives() {
+    let server = TestServer::start(&standard_config()).await;
+    const VERIFY: &str = "/authgate.v1.AuthService/Verify";
+    let cases: Vec<(&str, bytes::Bytes, &[&str])> = vec![
+        // INTERNAL (13) is tonic's answer to a body it cannot decode.
+        ("garbage protobuf", grpc_frame(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), &["13"]),
+        ("field with a truncated length", grpc_frame(&[0x0a, 0x80, 0x80, 0x04]), &["13"]),
+        ("token that is not UTF-8", grpc_frame(&[0x0a, 0x02, 0xc3, 0x28]), &["13"]),
+        ("frame shorter than its length prefix", bytes::Bytes::from_static(&[0, 0, 0, 1, 0, 0x0a]), &["13"]),
+        ("compressed flag without compression", bytes::Bytes::from_static(&[1, 0, 0, 0, 0]), &["13", "12"]),
+        ("length prefix of 4 GiB", bytes::Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff]), &["8", "11"]),
+    ];
+    for (what, body, want) in cases {
+        let got = raw_grpc_call(server.grpc, VERIFY, body).await;
+        assert!(matches!(&got, Ok(s) if want.contains(&s.as_str())), "{what}: {got:?}, want one of {want:?}");
+    }
+
+    // A metadata block far above the header-list limit is refused by HTTP/2.
+    let mut client = server.client().await;
+    let mut req = tonic::Request::new(token_req(gotrue_token(&gotrue_claims(), SECRET)));
+    req.metadata_mut().insert("x-padding", "p".repeat(200 * 1024).parse().unwrap());
+    let err = client.verify(req).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+
+    // The server still answers correctly on a fresh connection.
+    let mut client = server.client().await;
+    let ok = client.verify(token_req(gotrue_token(&gotrue_claims(), SECRET))).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}

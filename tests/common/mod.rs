@@ -167,3 +167,43 @@ pub fn raw_token(header: &str, claims: &Value, signature: &[u8]) -> String {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// One gRPC call over a raw HTTP/2 connection with an arbitrary body, for
+/// inputs no well-behaved client sends. Returns the `grpc-status` (from
+/// trailers, or from headers on a trailers-only response), or the h2 error.
+pub async fn raw_grpc_call(addr: SocketAddr, path: &str, body: bytes::Bytes) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (client, conn) = h2::client::handshake(tcp).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut client = client.ready().await.map_err(|e| e.to_string())?;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut send) = client.send_request(req, false).map_err(|e| e.to_string())?;
+    send.send_data(body, true).map_err(|e| e.to_string())?;
+    let resp = response.await.map_err(|e| e.to_string())?;
+    if let Some(s) = resp.headers().get("grpc-status") {
+        return Ok(s.to_str().unwrap().to_string());
+    }
+    let mut body = resp.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.map_err(|e| e.to_string())?.unwrap_or_default();
+    Ok(trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default())
+}
+
+/// Frames a protobuf message for gRPC (uncompressed).
+pub fn grpc_frame(message: &[u8]) -> bytes::Bytes {
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out.into()
+}
