@@ -87,25 +87,8 @@ struct SlowCall {
 }
 
 async fn start_slow_verify(addr: SocketAddr, token: String) -> SlowCall {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut client = client.ready().await.unwrap();
-    let req = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}/authgate.v1.AuthService/Verify"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(req, false).unwrap();
-    let msg = VerifyRequest { token, ..Default::default() }.encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&msg);
-    let frame = Bytes::from(frame);
+    let (response, mut send) = open_grpc_stream(addr, "/authgate.v1.AuthService/Verify").await.unwrap();
+    let frame = grpc_frame(&VerifyRequest { token, ..Default::default() }.encode_to_vec());
     send.send_data(frame.slice(..10), false).unwrap();
     SlowCall { send, response, rest: frame.slice(10..) }
 }
@@ -114,16 +97,7 @@ impl SlowCall {
     /// Sends the rest of the body and returns (grpc-status, identity subject).
     async fn finish(mut self) -> (String, String) {
         self.send.send_data(self.rest, true).unwrap();
-        let resp = self.response.await.expect("response headers");
-        let mut body = resp.into_body();
-        let mut data = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.unwrap();
-            let _ = body.flow_control().release_capacity(chunk.len());
-            data.extend_from_slice(&chunk);
-        }
-        let trailers = body.trailers().await.unwrap().unwrap_or_default();
-        let status = trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (status, data) = read_grpc_response(self.response).await.expect("response");
         let subject = if data.len() > 5 {
             authgate::pb::VerifyResponse::decode(&data[5..]).unwrap().identity.unwrap().subject
         } else {

@@ -36,41 +36,34 @@ async fn python_grpcio_client() {
     assert!(stdout.contains("14 passed, 0 failed"), "{stdout}");
 }
 
-/// The README's Node example (clients/node/verify.js) against the server.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_grpc_js_client() {
-    let server = TestServer::start(&standard_config()).await;
-    let script = repo_root().join("clients/node/verify.js");
-    assert!(
-        repo_root().join("clients/node/node_modules/@grpc/grpc-js").exists(),
-        "clients/node/node_modules missing: run scripts/test.sh"
-    );
-    let addr = server.grpc.to_string();
+/// Runs an example client CLI (`program prefix... [role-flag role] token`)
+/// against a server: a granted token prints the identity as JSON; denials
+/// exit 1 and print the gRPC code and authgate's reason.
+async fn assert_example_client(server: &TestServer, program: PathBuf, prefix: Vec<String>, role_flag: &str) {
     let good = gotrue_token(&gotrue_claims(), SECRET);
     let expired = gotrue_token(&serde_json::json!({"sub": "u", "exp": now() - 600}), SECRET);
-    let run = move |args: Vec<String>| {
-        let script = script.clone();
-        let addr = addr.clone();
+    let addr = server.grpc.to_string();
+    let run = |args: Vec<String>| {
+        let (program, prefix) = (program.clone(), prefix.clone());
+        let args: Vec<String> = prefix.into_iter().chain([addr.clone()]).chain(args).collect();
         async move {
-            tokio::task::spawn_blocking(move || {
-                Command::new("node").arg(script).args(["--addr", &addr]).args(args).output()
-            })
-            .await
-            .unwrap()
-            .expect("run node")
+            tokio::task::spawn_blocking(move || Command::new(program).args(args).output())
+                .await
+                .unwrap()
+                .expect("run the example client")
         }
     };
-    let out = run(vec![good.clone(), "--role".into(), "admin".into()]).await;
+    let out = run(vec![role_flag.into(), "admin".into(), good.clone()]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let id: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity JSON");
     assert_eq!(id["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
     assert_eq!(id["roles"], serde_json::json!(["member", "admin"]));
+    assert_eq!(id["provider"], "email");
     assert_eq!(id["issuer"], "netlify");
-
     let cases = [
         (vec![expired], "UNAUTHENTICATED token_expired"),
-        (vec![good.clone(), "--role".into(), "owner".into()], "PERMISSION_DENIED insufficient_role"),
-        (vec!["garbage".into()], "UNAUTHENTICATED malformed_token"),
+        (vec![role_flag.into(), "owner".into(), good.clone()], "PERMISSION_DENIED insufficient_role"),
+        (vec!["not.a.jwt".into()], "UNAUTHENTICATED malformed_token"),
     ];
     for (args, want) in cases {
         let out = run(args).await;
@@ -78,6 +71,18 @@ async fn node_grpc_js_client() {
         assert_eq!(out.status.code(), Some(1), "{want}: {stderr}");
         assert!(stderr.contains(want), "want {want}, got {stderr}");
     }
+}
+
+/// The README's Node example (clients/node/verify.js) against the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_grpc_js_client() {
+    assert!(
+        repo_root().join("clients/node/node_modules/@grpc/grpc-js").exists(),
+        "clients/node/node_modules missing: run scripts/test.sh"
+    );
+    let server = TestServer::start(&standard_config()).await;
+    let script = repo_root().join("clients/node/verify.js").display().to_string();
+    assert_example_client(&server, "node".into(), vec![script, "--addr".into()], "--role").await;
 }
 
 /// Builds clients/go (the README's Go example) against stubs generated from
@@ -123,34 +128,5 @@ async fn go_grpc_client() {
     let dir_path = dir.path().to_path_buf();
     let bin = tokio::task::spawn_blocking(move || build_go_client(&dir_path)).await.unwrap();
     let server = TestServer::start(&standard_config()).await;
-    let addr = server.grpc.to_string();
-    let good = gotrue_token(&gotrue_claims(), SECRET);
-    let expired = gotrue_token(&serde_json::json!({"sub": "u", "exp": now() - 600}), SECRET);
-    let run = |args: Vec<String>| {
-        let bin = bin.clone();
-        let addr = addr.clone();
-        async move {
-            tokio::task::spawn_blocking(move || Command::new(bin).args(["-addr", &addr]).args(args).output())
-                .await
-                .unwrap()
-                .expect("run the Go client")
-        }
-    };
-    let out = run(vec!["-role".into(), "admin".into(), good.clone()]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let id: serde_json::Value = serde_json::from_slice(&out.stdout).expect("identity JSON");
-    assert_eq!(id["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
-    assert_eq!(id["roles"], serde_json::json!(["member", "admin"]));
-    assert_eq!(id["provider"], "email");
-    let cases = [
-        (vec![expired], "UNAUTHENTICATED token_expired"),
-        (vec!["-role".into(), "owner".into(), good.clone()], "PERMISSION_DENIED insufficient_role"),
-        (vec!["not.a.jwt".into()], "UNAUTHENTICATED malformed_token"),
-    ];
-    for (args, want) in cases {
-        let out = run(args).await;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{want}: {stderr}");
-        assert!(stderr.contains(want), "want {want}, got {stderr}");
-    }
+    assert_example_client(&server, bin, vec!["-addr".into()], "-role").await;
 }

@@ -168,10 +168,12 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// One gRPC call over a raw HTTP/2 connection with an arbitrary body, for
-/// inputs no well-behaved client sends. Returns the `grpc-status` (from
-/// trailers, or from headers on a trailers-only response), or the h2 error.
-pub async fn raw_grpc_call(addr: SocketAddr, path: &str, body: bytes::Bytes) -> Result<String, String> {
+/// Opens a raw HTTP/2 connection and starts a gRPC call to `path`, leaving
+/// the body to the caller (who may send it in pieces, or send garbage).
+pub async fn open_grpc_stream(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>), String> {
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let (client, conn) = h2::client::handshake(tcp).await.map_err(|e| e.to_string())?;
     tokio::spawn(async move {
@@ -185,19 +187,34 @@ pub async fn raw_grpc_call(addr: SocketAddr, path: &str, body: bytes::Bytes) -> 
         .header("te", "trailers")
         .body(())
         .unwrap();
-    let (response, mut send) = client.send_request(req, false).map_err(|e| e.to_string())?;
-    send.send_data(body, true).map_err(|e| e.to_string())?;
+    client.send_request(req, false).map_err(|e| e.to_string())
+}
+
+/// Reads a raw gRPC response: (`grpc-status`, body bytes). The status comes
+/// from the trailers, or from the headers of a trailers-only response.
+pub async fn read_grpc_response(response: h2::client::ResponseFuture) -> Result<(String, Vec<u8>), String> {
     let resp = response.await.map_err(|e| e.to_string())?;
     if let Some(s) = resp.headers().get("grpc-status") {
-        return Ok(s.to_str().unwrap().to_string());
+        return Ok((s.to_str().unwrap().to_string(), Vec::new()));
     }
     let mut body = resp.into_body();
+    let mut data = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
         let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
     }
     let trailers = body.trailers().await.map_err(|e| e.to_string())?.unwrap_or_default();
-    Ok(trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default())
+    let status = trailers.get("grpc-status").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    Ok((status, data))
+}
+
+/// One gRPC call with an arbitrary body, for inputs no well-behaved client
+/// sends. Returns the `grpc-status`, or the HTTP/2 error.
+pub async fn raw_grpc_call(addr: SocketAddr, path: &str, body: bytes::Bytes) -> Result<String, String> {
+    let (response, mut send) = open_grpc_stream(addr, path).await?;
+    send.send_data(body, true).map_err(|e| e.to_string())?;
+    read_grpc_response(response).await.map(|(status, _)| status)
 }
 
 /// Frames a protobuf message for gRPC (uncompressed).
