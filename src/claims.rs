@@ -5,6 +5,14 @@
 
 use crate::error::AuthError;
 use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch: the clock every `exp`/`nbf` check uses.
+/// 0 if the clock is before 1970, which then fails every `exp` check
+/// (closed, not open).
+pub fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
 
 /// A dotted path into the claims object, e.g. `app_metadata.roles`.
 #[derive(Debug, Clone, PartialEq, Eq)]

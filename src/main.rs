@@ -121,7 +121,7 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
         audience: args.aud,
         ttl: args.ttl,
     };
-    match gotrue_token::sign(&spec, &issuer.secret, authgate::verify::hs256::unix_now()) {
+    match gotrue_token::sign(&spec, &issuer.secret, authgate::claims::unix_now()) {
         Ok(t) => {
             println!("{t}");
             ExitCode::SUCCESS

@@ -3,13 +3,13 @@
 //! [`VerifyInput`] and translate the result; they decide nothing.
 
 use crate::cache::{self, IdentityCache};
+use crate::claims::unix_now;
 use crate::config::Config;
 use crate::credential;
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::CompactJws;
 use crate::verify::Issuers;
-use crate::verify::hs256::unix_now;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -86,6 +86,10 @@ impl Authenticator {
         let preselected = self.issuers.preselect(input.issuer)?;
         let credential = credential::extract(input.token, input.headers)?;
         let token = credential.token;
+        // Before hashing for the cache: an oversize token costs only its length.
+        if token.len() > self.max_token_bytes {
+            return Err(AuthError::TokenTooLarge { limit: self.max_token_bytes });
+        }
         let mut parsed = None;
         let verifier = match preselected {
             Some(v) => v,

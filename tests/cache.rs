@@ -72,3 +72,39 @@ async fn cached_entries_die_with_the_token() {
     assert_eq!(check(&core, &expired, "", &[]).await, Err("token_expired"));
     assert_eq!(core.cached_identities(), 0);
 }
+
+/// Random and half-valid inputs: every one gets a typed denial, none panics.
+#[tokio::test]
+async fn random_input_never_panics() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let core = core("");
+    let alphabet: Vec<char> = "ABCxyz019-_.=+/ \"{}:,\u{e9}\0".chars().collect();
+    let headers =
+        [r#"{"alg":"HS256"}"#, r#"{"alg":"none"}"#, r#"{"alg":"HS256","crit":[]}"#, r#"{"alg":1}"#, "[]"];
+    let payloads =
+        [r#"{"exp":1e400}"#, r#"{"exp":-1,"sub":"x"}"#, r#"{"aud":{"a":1}}"#, "null", r#"{"sub":"0""#];
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..20_000u32 {
+        let token: String = if i % 2 == 0 {
+            let len = (rand::random::<u32>() % 200) as usize;
+            (0..len).map(|_| alphabet[rand::random::<u32>() as usize % alphabet.len()]).collect()
+        } else {
+            let h = headers[rand::random::<u32>() as usize % headers.len()];
+            let p = payloads[rand::random::<u32>() as usize % payloads.len()];
+            // Correctly signed, so the payload is really parsed.
+            let input = format!("{}.{}", B64.encode(h), B64.encode(p));
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
+            format!("{input}.{}", B64.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes())))
+        };
+        match check(&core, &token, "", &[]).await {
+            Ok(id) => panic!("random input granted: {id}"),
+            Err(reason) => {
+                seen.insert(reason);
+            }
+        }
+    }
+    for reason in ["malformed_token", "unsupported_algorithm", "token_expired", "missing_claim"] {
+        assert!(seen.contains(reason), "{reason} never seen: {seen:?}");
+    }
+}

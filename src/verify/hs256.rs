@@ -7,14 +7,13 @@
 //! `iss` → `aud` → `sub` (required; system principal refused) → roles.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims};
+use crate::claims::{ClaimPath, Claims, unix_now};
 use crate::config::IssuerConfig;
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::{CompactJws, signature_buffer};
 use crate::keys::{HmacKeySet, KeySlot};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `sub` values GoTrue turns into its in-memory super admin (`NewSystemUser`).
 const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
@@ -123,10 +122,4 @@ impl Verifier for Hs256Verifier {
         let result = self.check(jws, unix_now());
         Box::pin(std::future::ready(result))
     }
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before 1970, which then
-/// fails every `exp` check: closed, not open).
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
