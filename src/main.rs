@@ -173,9 +173,9 @@ fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &authgate::
   gRPC  {grpc}  (authgate.v1.AuthService, grpc.health.v1, reflection)
   HTTP  http://{http}/healthz  /readyz
 
-Try it from another terminal:
-  TOKEN=$(cargo run -q --release -- token --email you@example.com --role admin)
-  python3 clients/python/verify.py --addr {grpc} \"$TOKEN\"
+Try it from another terminal (scripts/test.sh creates .venv with the Python client's packages):
+  cargo run -q --release -- token --email you@example.com --role admin \\
+    | .venv/bin/python clients/python/verify.py --addr {grpc}
 "
     );
 }

@@ -168,6 +168,10 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         .unwrap();
     client.verify(VerifyRequest { token: token.clone(), ..Default::default() }).await.unwrap();
     client.verify(VerifyRequest { token: expired.clone(), ..Default::default() }).await.unwrap_err();
+    let refresh = "QmVhcmVyUmVmcmVzaFRva2Vu";
+    let cookie = format!("nf_jwt={token}; nf_refresh={refresh}");
+    let headers = [("cookie".to_string(), cookie)].into_iter().collect();
+    client.verify(VerifyRequest { headers, ..Default::default() }).await.unwrap();
     let call = start_slow_verify(grpc, token.clone()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
@@ -184,7 +188,7 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 3, "one line per decision:\n{all}");
+    assert_eq!(decisions.len(), 4, "one line per decision:\n{all}");
     assert_eq!(decisions[0]["granted"], true);
     assert_eq!(decisions[0]["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
     assert_eq!(decisions[1]["granted"], false);
