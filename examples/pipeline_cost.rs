@@ -38,7 +38,9 @@ fn main() {
         audience: None,
         ttl: Duration::from_secs(3600),
     };
-    let token = sign(&spec, &config.issuers[0].secret, authgate::claims::unix_now()).expect("sign");
+    let token =
+        sign(&spec, config.issuers[0].signing_secret().expect("hs256 issuer"), authgate::claims::unix_now())
+            .expect("sign");
     let core = Authenticator::from_config(&config);
     let headers = HashMap::new();
     let input = VerifyInput { token: &token, headers: &headers, required_roles: &[], issuer: "" };

@@ -93,12 +93,70 @@ pub struct CacheConfig {
     pub max_ttl: Duration,
 }
 
-/// The kinds of issuer authgate can verify.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kinds of issuer authgate can verify, with their own settings.
+#[derive(Debug, Clone)]
 pub enum IssuerKind {
-    /// `hs256`: HMAC-SHA256 with shared secrets (GoTrue / Netlify Identity
-    /// with a known secret, or any service that signs with a shared secret).
-    Hs256,
+    /// `kind = "hs256"` (default): HMAC-SHA256 with shared secrets (GoTrue /
+    /// Netlify Identity with a known secret, or any service that signs with
+    /// a shared secret).
+    Hs256(Hs256Settings),
+    /// `kind = "netlify_identity"`: hosted Netlify Identity, whose secret
+    /// nobody has, checked by GoTrue itself (`GET <identity_url>/user`).
+    NetlifyIdentity(IdentitySettings),
+}
+
+impl IssuerKind {
+    /// The `kind` value as written in config.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Hs256(_) => "hs256",
+            Self::NetlifyIdentity(_) => "netlify_identity",
+        }
+    }
+}
+
+/// Settings of an `hs256` issuer.
+#[derive(Debug, Clone)]
+pub struct Hs256Settings {
+    /// `secret` / `secret_file` / `AUTHGATE_ISSUER_<NAME>_SECRET[_FILE]`:
+    /// required, at least 16 bytes.
+    pub secret: Secret,
+    /// `previous_secret` / `previous_secret_file` / `..._PREVIOUS_SECRET[_FILE]`:
+    /// optional, still accepted during a rotation. Default none.
+    pub previous_secret: Option<Secret>,
+    /// `allow_system_principal`: accept `sub` "0"/nil UUID (Netlify's
+    /// operator token). Default false.
+    pub allow_system_principal: bool,
+}
+
+/// Settings of a `netlify_identity` issuer (remote introspection).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// `site_url` (the Identity base is `<site_url>/.netlify/identity`) or
+    /// `identity_url` (the base itself: self-hosted GoTrue, tests). One is
+    /// required. `https` unless the host is loopback.
+    pub identity_url: String,
+    /// `connect_timeout`: default 2s.
+    pub connect_timeout: Duration,
+    /// `timeout`: whole upstream call, default 5s.
+    pub timeout: Duration,
+    /// `max_concurrent_requests`: upstream calls in flight, default 32.
+    pub max_concurrent_requests: usize,
+    /// `queue_timeout`: wait for a free upstream slot, default 1s; then
+    /// `upstream_busy`.
+    pub queue_timeout: Duration,
+    /// `cache_ttl`: longest life of a positive result, default 2m (a user
+    /// deleted or a role removed at Netlify is seen after at most this).
+    pub cache_ttl: Duration,
+    /// `negative_cache_ttl`: life of a definitive rejection (401/404/400),
+    /// default 10s; 0s disables. Outages are never cached.
+    pub negative_cache_ttl: Duration,
+    /// `cache_max_entries`: default 10000.
+    pub cache_max_entries: u64,
+    /// `cache_max_bytes`: approximate memory bound, default 16 MiB.
+    pub cache_max_bytes: u64,
+    /// `max_response_bytes`: larger `/user` answers are refused, default 64 KiB.
+    pub max_response_bytes: usize,
 }
 
 /// One `[[issuers]]` entry.
@@ -106,14 +164,8 @@ pub enum IssuerKind {
 pub struct IssuerConfig {
     /// `name`: required, unique, `[a-z0-9_-]+`. Reported as `Identity.issuer`.
     pub name: String,
-    /// `kind`: default `hs256`.
+    /// `kind` and its settings.
     pub kind: IssuerKind,
-    /// `secret` / `secret_file` / `AUTHGATE_ISSUER_<NAME>_SECRET[_FILE]`:
-    /// required, at least 16 bytes; signs nothing, verifies tokens.
-    pub secret: Secret,
-    /// `previous_secret` / `previous_secret_file` / `..._PREVIOUS_SECRET[_FILE]`:
-    /// optional, still accepted during a rotation. Default none.
-    pub previous_secret: Option<Secret>,
     /// `leeway`: clock skew allowed on `exp` and `nbf`. Default 30s, at most 300s.
     pub leeway: Duration,
     /// `audiences`: when non-empty, `aud` must contain one of them. Default
@@ -122,16 +174,25 @@ pub struct IssuerConfig {
     /// `iss`: when set, the `iss` claim must equal it, and tokens carrying it
     /// are routed here. Default unset (GoTrue writes no `iss`).
     pub expected_iss: Option<String>,
-    /// `role_claims`: dotted claim paths holding role arrays. Default
+    /// `role_claims`: dotted claim paths holding role arrays (for
+    /// `netlify_identity`, paths into the user GoTrue returns). Default
     /// `["app_metadata.roles", "app_metadata.authorization.roles"]`; never
     /// under `user_metadata`.
     pub role_claims: Vec<ClaimPath>,
-    /// `allow_system_principal`: accept `sub` "0"/nil UUID (Netlify's
-    /// operator token). Default false.
-    pub allow_system_principal: bool,
     /// `default`: route tokens here when no issuer's `iss` matches. Default
     /// false; with a single issuer it is implied.
     pub default: bool,
+}
+
+impl IssuerConfig {
+    /// The HS256 secret that signs tokens for this issuer (`authgate token`),
+    /// if it has one.
+    pub fn signing_secret(&self) -> Option<&Secret> {
+        match &self.kind {
+            IssuerKind::Hs256(h) => Some(&h.secret),
+            IssuerKind::NetlifyIdentity(_) => None,
+        }
+    }
 }
 
 /// Where the configuration came from.
@@ -357,10 +418,31 @@ impl Config {
         ));
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
-            out.push_str(&format!("name = {}\nkind = \"hs256\"\n", q(&i.name)));
-            out.push_str(&format!("secret = \"[redacted: {} bytes]\"\n", i.secret.len()));
-            if let Some(p) = &i.previous_secret {
-                out.push_str(&format!("previous_secret = \"[redacted: {} bytes]\"\n", p.len()));
+            out.push_str(&format!("name = {}\nkind = {}\n", q(&i.name), q(i.kind.as_str())));
+            match &i.kind {
+                IssuerKind::Hs256(h) => {
+                    out.push_str(&format!("secret = \"[redacted: {} bytes]\"\n", h.secret.len()));
+                    if let Some(p) = &h.previous_secret {
+                        out.push_str(&format!("previous_secret = \"[redacted: {} bytes]\"\n", p.len()));
+                    }
+                    out.push_str(&format!("allow_system_principal = {}\n", h.allow_system_principal));
+                }
+                IssuerKind::NetlifyIdentity(n) => {
+                    out.push_str(&format!("identity_url = {}\n", q(&n.identity_url)));
+                    for (k, v) in [
+                        ("connect_timeout", n.connect_timeout),
+                        ("timeout", n.timeout),
+                        ("queue_timeout", n.queue_timeout),
+                        ("cache_ttl", n.cache_ttl),
+                        ("negative_cache_ttl", n.negative_cache_ttl),
+                    ] {
+                        out.push_str(&format!("{k} = {}\n", d(v)));
+                    }
+                    out.push_str(&format!(
+                        "max_concurrent_requests = {}\ncache_max_entries = {}\ncache_max_bytes = {}\nmax_response_bytes = {}\n",
+                        n.max_concurrent_requests, n.cache_max_entries, n.cache_max_bytes, n.max_response_bytes
+                    ));
+                }
             }
             out.push_str(&format!("leeway = {}\n", d(i.leeway)));
             let list = |v: Vec<String>| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
@@ -372,7 +454,6 @@ impl Config {
                 "role_claims = [{}]\n",
                 list(i.role_claims.iter().map(ClaimPath::as_dotted).collect())
             ));
-            out.push_str(&format!("allow_system_principal = {}\n", i.allow_system_principal));
             out.push_str(&format!("default = {}\n", i.default));
         }
         out
@@ -413,15 +494,16 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
     {
         r.errors.push(format!("{}: name must match [a-z0-9_-]+", s.label));
     }
-    let kind = s
+    let kind_name = s
         .parsed(r, "kind", None, None, |v| match v {
-            "hs256" => Ok(IssuerKind::Hs256),
-            _ => Err("unknown kind (supported: hs256)".to_string()),
+            "hs256" | "netlify_identity" => Ok(v.to_string()),
+            _ => Err("unknown kind (supported: hs256, netlify_identity)".to_string()),
         })
-        .unwrap_or(IssuerKind::Hs256);
-    let env = format!("{ENV_ISSUER_PREFIX}{}", issuer_env_name(&name));
-    let secret = read_secret(r, &mut s, "secret", &format!("{env}_SECRET"));
-    let previous_secret = read_secret(r, &mut s, "previous_secret", &format!("{env}_PREVIOUS_SECRET"));
+        .unwrap_or_else(|| "hs256".to_string());
+    let kind = match kind_name.as_str() {
+        "netlify_identity" => read_identity_settings(r, &mut s).map(IssuerKind::NetlifyIdentity),
+        _ => read_hs256_settings(r, &mut s, &name).map(IssuerKind::Hs256),
+    };
     let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
     if leeway > MAX_LEEWAY {
         r.errors.push(format!("{}.leeway must be at most 300s", s.label));
@@ -437,27 +519,102 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         .iter()
         .filter_map(|p| ClaimPath::parse(p).map_err(|e| r.errors.push(format!("{}: {e}", s.label))).ok())
         .collect();
-    let allow_system_principal = s.boolean(r, "allow_system_principal").unwrap_or(false);
     let default = s.boolean(r, "default").unwrap_or(false);
-    let label = s.label.clone();
+    if matches!(kind, Some(IssuerKind::NetlifyIdentity(_))) && expected_iss.is_some() {
+        r.errors
+            .push(format!("{}.iss: netlify_identity tokens carry no `iss` (GoTrue writes none)", s.label));
+    }
     s.finish(r);
+    Some(IssuerConfig { name, kind: kind?, leeway, audiences, expected_iss, role_claims, default })
+}
+
+fn read_hs256_settings(r: &mut Reader<'_>, s: &mut Section<'_>, name: &str) -> Option<Hs256Settings> {
+    let env = format!("{ENV_ISSUER_PREFIX}{}", issuer_env_name(name));
+    let secret = read_secret(r, s, "secret", &format!("{env}_SECRET"));
+    let previous_secret = read_secret(r, s, "previous_secret", &format!("{env}_PREVIOUS_SECRET"));
+    let allow_system_principal = s.boolean(r, "allow_system_principal").unwrap_or(false);
     let previous_secret = previous_secret.ok()?;
     let Some(secret) = secret.ok()? else {
-        r.errors.push(format!("{label}: a secret is required (secret, secret_file or {env}_SECRET[_FILE])"));
+        r.errors
+            .push(format!("{}: a secret is required (secret, secret_file or {env}_SECRET[_FILE])", s.label));
         return None;
     };
-    Some(IssuerConfig {
-        name,
-        kind,
-        secret,
-        previous_secret,
-        leeway,
-        audiences,
-        expected_iss,
-        role_claims,
-        allow_system_principal,
-        default,
+    Some(Hs256Settings { secret, previous_secret, allow_system_principal })
+}
+
+fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<IdentitySettings> {
+    let site = s.parsed(r, "site_url", None, None, |v| parse_upstream_url(v).map(|u| (u, true)));
+    let base = s.parsed(r, "identity_url", None, None, |v| parse_upstream_url(v).map(|u| (u, false)));
+    let seconds = |r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, default: u64| {
+        s.parsed(r, key, None, None, parse_duration).unwrap_or(Duration::from_secs(default))
+    };
+    let connect_timeout = seconds(r, s, "connect_timeout", 2);
+    let timeout = seconds(r, s, "timeout", 5);
+    let queue_timeout = seconds(r, s, "queue_timeout", 1);
+    let cache_ttl = seconds(r, s, "cache_ttl", 120);
+    let negative_cache_ttl = seconds(r, s, "negative_cache_ttl", 10);
+    let max_concurrent_requests =
+        s.parsed(r, "max_concurrent_requests", None, None, |v| parse_bounded(v, 1, 10_000)).unwrap_or(32);
+    let cache_max_entries = s
+        .parsed(r, "cache_max_entries", None, None, |v| parse_bounded(v, 0, 10_000_000).map(|n| n as u64))
+        .unwrap_or(10_000);
+    let cache_max_bytes = s
+        .parsed(r, "cache_max_bytes", None, None, |v| parse_bounded(v, 0, 1 << 34).map(|n| n as u64))
+        .unwrap_or(16 << 20);
+    let max_response_bytes = s
+        .parsed(r, "max_response_bytes", None, None, |v| parse_bounded(v, 1024, 16 << 20))
+        .unwrap_or(64 << 10);
+    if timeout.is_zero() || connect_timeout.is_zero() {
+        r.errors.push(format!("{}: timeouts must be above zero", s.label));
+    }
+    let identity_url = match (site, base) {
+        (Some(_), Some(_)) => {
+            r.errors.push(format!("{}: set site_url or identity_url, not both", s.label));
+            return None;
+        }
+        (None, None) => {
+            r.errors.push(format!("{}: netlify_identity needs site_url (or identity_url)", s.label));
+            return None;
+        }
+        (Some((url, _)), None) => format!("{}/.netlify/identity", url.trim_end_matches('/')),
+        (None, Some((url, _))) => url.trim_end_matches('/').to_string(),
+    };
+    Some(IdentitySettings {
+        identity_url,
+        connect_timeout,
+        timeout,
+        max_concurrent_requests,
+        queue_timeout,
+        cache_ttl,
+        negative_cache_ttl,
+        cache_max_entries,
+        cache_max_bytes,
+        max_response_bytes,
     })
+}
+
+/// An upstream base URL: `https`, or `http` to a loopback host only (the
+/// user's token travels in the request).
+fn parse_upstream_url(v: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err("must be https (http only to a loopback host): tokens travel in this request".into());
+        }
+        _ => return Err("must be an https URL".into()),
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not carry a query, fragment or credentials".into());
+    }
+    Ok(url.as_str().to_string())
 }
 
 /// A secret from (highest first) `<ENV>`, `<ENV>_FILE`, `key`, `key_file`.
@@ -533,15 +690,16 @@ fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
     let (secret, origin) = dev_secret(inputs)?;
     let issuer = IssuerConfig {
         name: DEV_ISSUER.to_string(),
-        kind: IssuerKind::Hs256,
-        secret,
-        previous_secret: None,
+        kind: IssuerKind::Hs256(Hs256Settings {
+            secret,
+            previous_secret: None,
+            allow_system_principal: false,
+        }),
         leeway: DEFAULT_LEEWAY,
         audiences: Vec::new(),
         expected_iss: None,
         // infallible: the default paths are valid (tested in claims).
         role_claims: DEFAULT_ROLE_CLAIMS.iter().filter_map(|p| ClaimPath::parse(p).ok()).collect(),
-        allow_system_principal: false,
         default: true,
     };
     Ok((issuer, origin))
@@ -738,7 +896,7 @@ mod tests {
         let i = &c.issuers[0];
         assert_eq!(i.leeway, Duration::from_secs(30));
         assert_eq!(i.role_claims.len(), 2);
-        assert!(!i.allow_system_principal);
+        assert!(matches!(&i.kind, IssuerKind::Hs256(h) if !h.allow_system_principal));
     }
 
     #[test]
@@ -755,7 +913,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.grpc_addr.port(), 6000);
-        assert_eq!(c.issuers[0].secret.expose(), b"from-a-mounted-secret-file");
+        assert_eq!(c.issuers[0].signing_secret().unwrap().expose(), b"from-a-mounted-secret-file");
     }
 
     #[test]
@@ -830,7 +988,7 @@ mod tests {
         let a = Config::load(&inputs).unwrap();
         let b = Config::load(&inputs).unwrap();
         assert_eq!(a.issuers[0].name, "dev");
-        assert_eq!(a.issuers[0].secret, b.issuers[0].secret);
+        assert_eq!(a.issuers[0].signing_secret(), b.issuers[0].signing_secret());
         let meta = std::fs::metadata(dir.path().join(DEV_SECRET_PATH)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);

@@ -55,6 +55,25 @@ pub enum AuthError {
     /// The request itself is malformed: e.g. both `token` and a credential in
     /// `headers`, or two different credentials of the same kind.
     InvalidRequest(&'static str),
+    /// The identity provider rejected the token for a reason other than
+    /// expiry or signature (GoTrue 401 "Invalid token: ...", 400 "Could not
+    /// read User ID claim").
+    InvalidToken,
+    /// The identity provider says the token's user no longer exists (GoTrue
+    /// 404: the user was deleted).
+    UserNotFound,
+    /// The identity provider could not answer: 5xx, timeout, connection
+    /// error, or a response that is not the documented JSON. Never a verdict
+    /// on the token; never cached.
+    UpstreamUnavailable(&'static str),
+    /// The identity provider answered 429.
+    UpstreamRateLimited {
+        /// Its `Retry-After`, in seconds, when it sent one.
+        retry_after_secs: Option<u64>,
+    },
+    /// Every upstream slot (`max_concurrent_requests`) stayed taken for
+    /// `queue_timeout`.
+    UpstreamBusy,
 }
 
 impl AuthError {
@@ -75,6 +94,11 @@ impl AuthError {
             Self::InsufficientRole => "insufficient_role",
             Self::UnknownIssuer => "unknown_issuer",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken => "invalid_token",
+            Self::UserNotFound => "user_not_found",
+            Self::UpstreamUnavailable(_) => "upstream_unavailable",
+            Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
+            Self::UpstreamBusy => "upstream_busy",
         }
     }
 
@@ -83,6 +107,9 @@ impl AuthError {
         match self {
             Self::InsufficientRole => tonic::Code::PermissionDenied,
             Self::UnknownIssuer | Self::InvalidRequest(_) => tonic::Code::InvalidArgument,
+            Self::UpstreamUnavailable(_) | Self::UpstreamRateLimited { .. } | Self::UpstreamBusy => {
+                tonic::Code::Unavailable
+            }
             Self::MissingCredential
             | Self::MalformedToken(_)
             | Self::TokenTooLarge { .. }
@@ -93,7 +120,9 @@ impl AuthError {
             | Self::MissingClaim(_)
             | Self::WrongAudience
             | Self::WrongIssuer
-            | Self::SystemPrincipal => tonic::Code::Unauthenticated,
+            | Self::SystemPrincipal
+            | Self::InvalidToken
+            | Self::UserNotFound => tonic::Code::Unauthenticated,
         }
     }
 
@@ -125,6 +154,11 @@ impl AuthError {
             Self::InsufficientRole,
             Self::UnknownIssuer,
             Self::InvalidRequest("token and headers"),
+            Self::InvalidToken,
+            Self::UserNotFound,
+            Self::UpstreamUnavailable("timeout"),
+            Self::UpstreamRateLimited { retry_after_secs: Some(7) },
+            Self::UpstreamBusy,
         ]
     }
 }
@@ -150,6 +184,16 @@ impl fmt::Display for AuthError {
             Self::InsufficientRole => f.write_str("user holds none of the required roles"),
             Self::UnknownIssuer => f.write_str("the requested issuer is not configured"),
             Self::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            Self::InvalidToken => f.write_str("the identity provider rejected the token"),
+            Self::UserNotFound => f.write_str("the token's user no longer exists at the identity provider"),
+            Self::UpstreamUnavailable(why) => write!(f, "identity provider unavailable: {why}"),
+            Self::UpstreamRateLimited { retry_after_secs: Some(s) } => {
+                write!(f, "identity provider is rate limiting; retry after {s}s")
+            }
+            Self::UpstreamRateLimited { retry_after_secs: None } => {
+                f.write_str("identity provider is rate limiting")
+            }
+            Self::UpstreamBusy => f.write_str("too many identity provider calls in flight; try again"),
         }
     }
 }
@@ -159,11 +203,13 @@ impl std::error::Error for AuthError {}
 impl From<AuthError> for tonic::Status {
     fn from(err: AuthError) -> Self {
         use tonic_types::{ErrorDetails, StatusExt};
-        let details = ErrorDetails::with_error_info(
-            err.reason(),
-            ERROR_DOMAIN,
-            std::collections::HashMap::<String, String>::new(),
-        );
+        let mut metadata = std::collections::HashMap::<String, String>::new();
+        let mut details = ErrorDetails::new();
+        if let AuthError::UpstreamRateLimited { retry_after_secs: Some(s) } = &err {
+            metadata.insert("retry_after_seconds".into(), s.to_string());
+            details.set_retry_info(Some(std::time::Duration::from_secs(*s)));
+        }
+        details.set_error_info(err.reason(), ERROR_DOMAIN, metadata);
         tonic::Status::with_error_details(err.grpc_code(), err.to_string(), details)
     }
 }
@@ -189,6 +235,9 @@ mod tests {
             let want = match e.reason() {
                 "insufficient_role" => (tonic::Code::PermissionDenied, 403),
                 "unknown_issuer" | "invalid_request" => (tonic::Code::InvalidArgument, 400),
+                "upstream_unavailable" | "upstream_rate_limited" | "upstream_busy" => {
+                    (tonic::Code::Unavailable, 503)
+                }
                 _ => (tonic::Code::Unauthenticated, 401),
             };
             assert_eq!((e.grpc_code(), e.http_status()), want, "{}", e.reason());
@@ -203,5 +252,16 @@ mod tests {
         let info = status.get_details_error_info().expect("error info");
         assert_eq!(info.reason, "token_expired");
         assert_eq!(info.domain, ERROR_DOMAIN);
+    }
+
+    #[test]
+    fn rate_limit_carries_the_retry_delay() {
+        use tonic_types::StatusExt;
+        let status: tonic::Status = AuthError::UpstreamRateLimited { retry_after_secs: Some(7) }.into();
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let info = status.get_details_error_info().expect("error info");
+        assert_eq!(info.metadata.get("retry_after_seconds").map(String::as_str), Some("7"));
+        let retry = status.get_details_retry_info().expect("retry info");
+        assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(7)));
     }
 }

@@ -30,6 +30,7 @@ pub struct JoseHeader {
 /// A token split into its three parts, with the header decoded.
 #[derive(Debug)]
 pub struct CompactJws<'a> {
+    token: &'a str,
     /// `BASE64URL(header) "." BASE64URL(payload)`: what the signature covers.
     pub signing_input: &'a str,
     payload_b64: &'a str,
@@ -68,7 +69,12 @@ impl<'a> CompactJws<'a> {
             return Err(AuthError::MalformedToken("critical header extensions are not supported"));
         }
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        Ok(Self { signing_input, payload_b64, signature_b64, header })
+        Ok(Self { token, signing_input, payload_b64, signature_b64, header })
+    }
+
+    /// The whole token, as given (to forward it to a remote verifier).
+    pub fn compact(&self) -> &'a str {
+        self.token
     }
 
     /// Decodes the signature into `buf`, returning the used prefix.

@@ -106,11 +106,10 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
         Some(name) => config.issuers.iter().find(|i| &i.name == name),
         None => config.issuers.iter().find(|i| i.default).or(config.issuers.first()),
     };
-    let Some(issuer) = issuer else {
-        eprintln!(
-            "no such issuer; configured: {:?}",
-            config.issuers.iter().map(|i| &i.name).collect::<Vec<_>>()
-        );
+    let Some(secret) = issuer.and_then(|i| i.signing_secret()) else {
+        let hs: Vec<&String> =
+            config.issuers.iter().filter(|i| i.signing_secret().is_some()).map(|i| &i.name).collect();
+        eprintln!("no such issuer with a signing secret; hs256 issuers: {hs:?}");
         return ExitCode::from(2);
     };
     let spec = TokenSpec {
@@ -121,7 +120,7 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
         audience: args.aud,
         ttl: args.ttl,
     };
-    match gotrue_token::sign(&spec, &issuer.secret, authgate::claims::unix_now()) {
+    match gotrue_token::sign(&spec, secret, authgate::claims::unix_now()) {
         Ok(t) => {
             println!("{t}");
             ExitCode::SUCCESS

@@ -105,8 +105,9 @@ impl Authenticator {
         let leeway = verifier.leeway_secs();
         // A hit means these exact bytes passed every check of this issuer
         // (size and shape included), so the token need not be parsed again.
-        let key = self.cache.as_ref().map(|_| cache::key(verifier.name(), token));
-        if let (Some(cache), Some(key)) = (&self.cache, &key)
+        let shared_cache = self.cache.as_ref().filter(|_| !verifier.has_own_cache());
+        let key = shared_cache.map(|_| cache::key(verifier.name(), token));
+        if let (Some(cache), Some(key)) = (shared_cache, &key)
             && let Some(hit) = cache.get(key, now, leeway)
         {
             trace.cache_hit = true;
@@ -117,7 +118,7 @@ impl Authenticator {
             None => CompactJws::parse(token, self.max_token_bytes)?,
         };
         let identity = Arc::new(verifier.verify(&jws).await?);
-        if let (Some(cache), Some(key)) = (&self.cache, key) {
+        if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }
         authorize(identity, input.required_roles)

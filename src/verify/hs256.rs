@@ -8,7 +8,7 @@
 
 use super::{Verifier, VerifyFuture};
 use crate::claims::{ClaimPath, Claims, unix_now};
-use crate::config::IssuerConfig;
+use crate::config::{Hs256Settings, IssuerConfig};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::{CompactJws, signature_buffer};
@@ -31,16 +31,16 @@ pub struct Hs256Verifier {
 
 impl Hs256Verifier {
     /// Builds the verifier and its HMAC keys (once, at load time).
-    pub fn new(config: &IssuerConfig) -> Self {
+    pub fn new(config: &IssuerConfig, settings: &Hs256Settings) -> Self {
         Self {
             name: Arc::from(config.name.as_str()),
-            keys: HmacKeySet::new(&config.secret, config.previous_secret.as_ref()),
+            keys: HmacKeySet::new(&settings.secret, settings.previous_secret.as_ref()),
             // Config validation caps leeway at 300 s, so this cannot overflow.
             leeway: config.leeway.as_secs() as i64,
             audiences: config.audiences.clone(),
             expected_iss: config.expected_iss.clone(),
             role_claims: config.role_claims.clone(),
-            allow_system_principal: config.allow_system_principal,
+            allow_system_principal: settings.allow_system_principal,
         }
     }
 

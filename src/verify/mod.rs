@@ -13,6 +13,7 @@
 //! 5. otherwise `wrong_issuer`.
 
 pub mod hs256;
+pub mod introspect;
 
 use crate::config::{Config, IssuerKind};
 use crate::error::AuthError;
@@ -34,6 +35,11 @@ pub trait Verifier: Send + Sync {
     fn expected_iss(&self) -> Option<&str>;
     /// Clock skew allowed on `exp`, in seconds (re-checked on cache hits).
     fn leeway_secs(&self) -> i64;
+    /// True when the verifier keeps its own cache with its own rules (remote
+    /// introspection), so the shared verified-identity cache must not.
+    fn has_own_cache(&self) -> bool {
+        false
+    }
     /// Verifies the token completely and builds the identity.
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
 }
@@ -50,8 +56,11 @@ impl Issuers {
         let verifiers: Vec<Arc<dyn Verifier>> = config
             .issuers
             .iter()
-            .map(|i| match i.kind {
-                IssuerKind::Hs256 => Arc::new(hs256::Hs256Verifier::new(i)) as Arc<dyn Verifier>,
+            .map(|i| match &i.kind {
+                IssuerKind::Hs256(h) => Arc::new(hs256::Hs256Verifier::new(i, h)) as Arc<dyn Verifier>,
+                IssuerKind::NetlifyIdentity(n) => {
+                    Arc::new(introspect::IdentityVerifier::new(i, n)) as Arc<dyn Verifier>
+                }
             })
             .collect();
         let default = config.issuers.iter().position(|i| i.default);

@@ -1,0 +1,334 @@
+//! Hosted Netlify Identity: tokens whose secret nobody has, checked by
+//! GoTrue itself with `GET <identity_url>/user` and `Authorization: Bearer`.
+//!
+//! Order: cheap local rejection from the *unverified* token (shape, `alg`,
+//! `exp` past beyond the leeway, missing `exp`, the operator `sub`), read only
+//! to reject, never to grant → negative cache → positive cache with
+//! single-flight (N concurrent identical misses make one upstream call) →
+//! a bounded number of upstream calls → mapping of GoTrue's answer.
+//!
+//! GoTrue's answers (netlify.md §1.4) and what they become:
+//!
+//! | GoTrue | authgate |
+//! | --- | --- |
+//! | 200 user JSON with an `id` equal to the token's `sub` | the identity (roles from the user's `app_metadata`) |
+//! | 401 `{"code":401,"msg":"Invalid token: token is expired by …"}` | `token_expired` |
+//! | 401 `…signature is invalid…` | `bad_signature` |
+//! | 401 any other documented body | `invalid_token` |
+//! | 400 `Token audience doesn't match request audience` | `wrong_audience` |
+//! | 400 any other documented body (e.g. `Could not read User ID claim`) | `invalid_token` |
+//! | 404 documented body (user deleted) | `user_not_found` |
+//! | 429 | `upstream_rate_limited` (+ `Retry-After`) |
+//! | 5xx, other statuses, timeouts, connection errors, bodies that are not the documented JSON or too large | `upstream_unavailable` |
+//!
+//! A 404 or 401 whose body is not GoTrue's JSON (e.g. an HTML page from a
+//! site without Identity) is an upstream problem, not a verdict on the
+//! token. Definitive rejections are cached for `negative_cache_ttl`;
+//! unavailability never is.
+
+use super::{Verifier, VerifyFuture};
+use crate::claims::{ClaimPath, Claims, unix_now};
+use crate::config::{IdentitySettings, IssuerConfig};
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::jws::CompactJws;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `sub` values of Netlify's operator token: never a user, and GoTrue's
+/// `/user` cannot answer for them.
+const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
+
+#[derive(Clone)]
+struct Positive {
+    identity: Arc<Identity>,
+    ttl: Duration,
+}
+
+struct PositiveExpiry;
+
+impl moka::Expiry<[u8; 32], Positive> for PositiveExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], value: &Positive, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// One hosted-Identity issuer.
+pub struct IdentityVerifier {
+    name: Arc<str>,
+    user_url: String,
+    client: reqwest::Client,
+    leeway: i64,
+    audiences: Vec<String>,
+    role_claims: Vec<ClaimPath>,
+    settings: IdentitySettings,
+    positive: moka::future::Cache<[u8; 32], Positive>,
+    negative: Option<moka::future::Cache<[u8; 32], AuthError>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl IdentityVerifier {
+    /// Builds the verifier, its HTTP client and caches (once, at load time).
+    pub fn new(config: &IssuerConfig, settings: &IdentitySettings) -> Self {
+        // Every entry weighs at least max_bytes / max_entries, so the weight
+        // bound also bounds the entry count.
+        let floor =
+            (settings.cache_max_bytes / settings.cache_max_entries.max(1)).clamp(1, u64::from(u32::MAX));
+        let positive = moka::future::Cache::builder()
+            .max_capacity(if settings.cache_max_entries == 0 { 0 } else { settings.cache_max_bytes })
+            .weigher(move |_: &[u8; 32], v: &Positive| {
+                approx_bytes(&v.identity).max(floor).min(u64::from(u32::MAX)) as u32
+            })
+            .expire_after(PositiveExpiry)
+            .build();
+        let negative = (!settings.negative_cache_ttl.is_zero()).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(settings.cache_max_entries)
+                .time_to_live(settings.negative_cache_ttl)
+                .build()
+        });
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            // The builder fails only if the TLS backend cannot initialise;
+            // fall back to defaults rather than refuse to start.
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            name: Arc::from(config.name.as_str()),
+            user_url: format!("{}/user", settings.identity_url),
+            client,
+            // Config validation caps leeway at 300 s.
+            leeway: config.leeway.as_secs() as i64,
+            audiences: config.audiences.clone(),
+            role_claims: config.role_claims.clone(),
+            settings: settings.clone(),
+            positive,
+            negative,
+            slots: tokio::sync::Semaphore::new(settings.max_concurrent_requests),
+        }
+    }
+
+    /// Rejects, without any network call, what GoTrue could never accept.
+    /// Returns the token's (unverified) `exp` and `sub`.
+    fn precheck(&self, jws: &CompactJws<'_>, now: i64) -> Result<(i64, String), AuthError> {
+        if jws.header.alg != "HS256" {
+            return Err(AuthError::UnsupportedAlgorithm);
+        }
+        let unverified = Claims::from_slice(&jws.payload_bytes()?)?;
+        let exp = unverified.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
+        if now >= exp.saturating_add(self.leeway) {
+            return Err(AuthError::TokenExpired);
+        }
+        let sub = match unverified.string("sub")? {
+            None | Some("") => return Err(AuthError::MissingClaim("sub")),
+            Some(s) => s.to_owned(),
+        };
+        if SYSTEM_SUBJECTS.contains(&sub.as_str()) {
+            return Err(AuthError::SystemPrincipal);
+        }
+        Ok((exp, sub))
+    }
+
+    async fn check(&self, jws: &CompactJws<'_>) -> Result<Identity, AuthError> {
+        let now = unix_now();
+        let (exp, sub) = self.precheck(jws, now)?;
+        let token = jws.compact();
+        let key = crate::cache::key(&self.name, token);
+        if let Some(negative) = &self.negative
+            && let Some(err) = negative.get(&key).await
+        {
+            return Err(err);
+        }
+        if let Some(hit) = self.positive.get(&key).await {
+            if now < hit.identity.expires_at {
+                return Ok((*hit.identity).clone());
+            }
+            self.positive.invalidate(&key).await;
+        }
+        let fetched = self
+            .positive
+            .try_get_with(key, async {
+                let identity = Arc::new(self.introspect(token, exp, &sub).await?);
+                let remaining = exp.saturating_sub(unix_now()).max(1) as u64;
+                Ok::<_, AuthError>(Positive {
+                    identity,
+                    ttl: self.settings.cache_ttl.min(Duration::from_secs(remaining)),
+                })
+            })
+            .await;
+        match fetched {
+            Ok(p) => Ok((*p.identity).clone()),
+            Err(err) => {
+                let err = (*err).clone();
+                if let Some(negative) = &self.negative
+                    && is_definitive(&err)
+                {
+                    negative.insert(key, err.clone()).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// One upstream call, within the concurrency limit.
+    async fn introspect(&self, token: &str, exp: i64, sub: &str) -> Result<Identity, AuthError> {
+        let _slot = tokio::time::timeout(self.settings.queue_timeout, self.slots.acquire())
+            .await
+            .map_err(|_| AuthError::UpstreamBusy)?
+            .map_err(|_| AuthError::UpstreamBusy)?;
+        let started = Instant::now();
+        let result = self.call(token).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok((status, _)) => tracing::debug!(issuer = %self.name, status, elapsed_ms, "introspection"),
+            Err(e) => {
+                tracing::warn!(issuer = %self.name, reason = e.reason(), error = %e, elapsed_ms, "introspection failed")
+            }
+        }
+        let (status, body) = result?;
+        self.map_answer(status, &body, exp, sub)
+    }
+
+    /// GET /user; returns (status, body) or an upstream error. The body is
+    /// read up to `max_response_bytes`.
+    async fn call(&self, token: &str) -> Result<(u16, Vec<u8>), AuthError> {
+        let mut resp = self
+            .client
+            .get(&self.user_url)
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| {
+                AuthError::UpstreamUnavailable(if e.is_timeout() { "timeout" } else { "connection failed" })
+            })?;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let retry_after_secs = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(AuthError::UpstreamRateLimited { retry_after_secs });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            AuthError::UpstreamUnavailable(if e.is_timeout() { "timeout" } else { "response body failed" })
+        })? {
+            if body.len() + chunk.len() > self.settings.max_response_bytes {
+                return Err(AuthError::UpstreamUnavailable("response too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
+    fn map_answer(&self, status: u16, body: &[u8], exp: i64, sub: &str) -> Result<Identity, AuthError> {
+        match status {
+            200 => self.identity_from_user(body, exp, sub),
+            400 | 401 | 404 => {
+                let msg = gotrue_error_msg(body, status)
+                    .ok_or(AuthError::UpstreamUnavailable("undocumented error body"))?;
+                Err(match status {
+                    404 => AuthError::UserNotFound,
+                    401 if msg.contains("expired") => AuthError::TokenExpired,
+                    401 if msg.contains("signature is invalid") => AuthError::BadSignature,
+                    400 if msg.contains("audience") => AuthError::WrongAudience,
+                    _ => AuthError::InvalidToken,
+                })
+            }
+            _ => Err(AuthError::UpstreamUnavailable("unexpected status")),
+        }
+    }
+
+    fn identity_from_user(&self, body: &[u8], exp: i64, sub: &str) -> Result<Identity, AuthError> {
+        let not_documented = |_| AuthError::UpstreamUnavailable("user answer is not the documented JSON");
+        let mut user = Claims::from_slice(body).map_err(not_documented)?;
+        let id = user.string("id").map_err(not_documented)?.unwrap_or_default().to_owned();
+        if id.is_empty() || id != sub {
+            return Err(AuthError::UpstreamUnavailable("user answer does not match the token"));
+        }
+        let audiences = user.audiences().map_err(not_documented)?;
+        if !self.audiences.is_empty() && !audiences.iter().any(|a| self.audiences.contains(a)) {
+            return Err(AuthError::WrongAudience);
+        }
+        let email = user.string("email").map_err(not_documented)?.unwrap_or_default().to_owned();
+        let roles = user.roles(&self.role_claims);
+        let app_metadata = user.take_object("app_metadata").map_err(not_documented)?;
+        let user_metadata = user.take_object("user_metadata").map_err(not_documented)?;
+        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        Ok(Identity {
+            subject: id,
+            email,
+            roles,
+            provider,
+            issuer: self.name.clone(),
+            audiences: audiences.into_iter().filter(|a| !a.is_empty()).collect(),
+            expires_at: exp,
+            app_metadata,
+            user_metadata,
+        })
+    }
+}
+
+/// GoTrue's error body `{"code": <status>, "msg": "..."}`, if that is what
+/// `body` is.
+fn gotrue_error_msg(body: &[u8], status: u16) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct GoTrueError {
+        code: u16,
+        msg: String,
+    }
+    let e: GoTrueError = serde_json::from_slice(body).ok()?;
+    (e.code == status).then_some(e.msg)
+}
+
+/// Rejections that will not change on retry: safe to cache briefly.
+fn is_definitive(err: &AuthError) -> bool {
+    matches!(
+        err,
+        AuthError::TokenExpired
+            | AuthError::BadSignature
+            | AuthError::InvalidToken
+            | AuthError::UserNotFound
+            | AuthError::WrongAudience
+    )
+}
+
+/// Rough heap size of a cached identity, for the cache's byte bound.
+fn approx_bytes(id: &Identity) -> u64 {
+    let json = |m: &serde_json::Map<String, serde_json::Value>| serde_json::to_vec(m).map_or(0, |v| v.len());
+    let strings = id.subject.len()
+        + id.email.len()
+        + id.provider.len()
+        + id.roles.iter().map(String::len).sum::<usize>()
+        + id.audiences.iter().map(String::len).sum::<usize>();
+    // Maps cost several times their JSON size in memory.
+    (256 + strings + 4 * (json(&id.app_metadata) + json(&id.user_metadata))) as u64
+}
+
+impl Verifier for IdentityVerifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn expected_iss(&self) -> Option<&str> {
+        None
+    }
+
+    fn leeway_secs(&self) -> i64 {
+        self.leeway
+    }
+
+    fn has_own_cache(&self) -> bool {
+        true
+    }
+
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a> {
+        Box::pin(self.check(jws))
+    }
+}
