@@ -2,6 +2,8 @@
 //! client, and token builders with expiry relative to now.
 #![allow(dead_code)]
 
+pub mod gotrue;
+
 use authgate::config::{Config, Inputs};
 use authgate::pb::auth_service_client::AuthServiceClient;
 use base64::Engine;
