@@ -5,6 +5,12 @@ Every Verify carries the same token (h2load sends one body), so with the
 verified-identity cache on (the default) all but the first are cache hits;
 --cache-entries 0 measures the full verification on every request.
 
+--hosted verifies hosted Netlify Identity tokens (kind = "netlify_identity")
+against a GoTrue stand-in served by this script (it answers /user with the
+token's subject and counts calls; it checks no signature: correctness is the
+tests' job, this measures the cached path), then requests 1,000 distinct
+tokens many times each and reports upstream calls and the cache-hit ratio.
+
 Starts a release build of authgate, then drives, in alternating rounds with
 h2load at a fixed concurrency:
   * control: grpc.health.v1.Health/Check (about the cost of a no-op RPC)
@@ -15,7 +21,14 @@ shared 2-core machines move by 35-50 % between periods; the same-round ratio
 is what to compare. Run it with scripts/bench.sh.
 """
 import argparse
+import base64
+import hashlib
+import hmac
+import json
 import os
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import re
 import secrets
 import shutil
@@ -50,6 +63,54 @@ def varint(n):
 
 def grpc_frame(message: bytes) -> bytes:
     return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def gotrue_token(secret: bytes, sub: str, ttl: int = 7200) -> str:
+    """A token shaped like a Netlify Identity access token."""
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "nf-ident"}).encode())
+    claims = {"exp": int(time.time()) + ttl, "sub": sub, "email": "bench@example.com",
+              "app_metadata": {"provider": "email", "roles": ["editor", "member"]}, "user_metadata": {}}
+    payload = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{b64url(sig)}"
+
+
+class StandIn(BaseHTTPRequestHandler):
+    """GET /user answering 200 with the bearer token's subject; counts calls."""
+    calls = 0
+    lock = threading.Lock()
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        with StandIn.lock:
+            StandIn.calls += 1
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            payload = token.split(".")[1]
+            sub = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+        except (IndexError, ValueError, KeyError):
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"code":401,"msg":"Invalid token: token contains an invalid number of segments"}')
+            return
+        body = json.dumps({"id": sub, "aud": "", "role": "", "email": "bench@example.com",
+                           "app_metadata": {"provider": "email", "roles": ["editor", "member"]},
+                           "user_metadata": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def verify_body(token: str) -> bytes:
+    return grpc_frame(b"\x0a" + varint(len(token)) + token.encode())
 
 
 def cpu_ticks(pid):
@@ -88,6 +149,10 @@ def main():
     ap.add_argument("-m", "--streams", type=int, default=16)
     ap.add_argument("--log-level", default="info",
                     help="authgate log level; info (the default) writes one decision line per request")
+    ap.add_argument("--hosted", action="store_true",
+                    help="hosted Netlify Identity issuer against a GoTrue stand-in, plus a 1,000-token cache run")
+    ap.add_argument("--distinct-tokens", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
                     help="[cache] max_entries; 0 makes every Verify a full verification (default: the service default)")
     args = ap.parse_args()
@@ -99,6 +164,15 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
     grpc_addr = f"127.0.0.1:{free_port()}"
     cfg = work / "authgate.toml"
+    standin = None
+    if args.hosted:
+        standin = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+        standin.daemon_threads = True
+        threading.Thread(target=standin.serve_forever, daemon=True).start()
+        issuer = (f'kind = "netlify_identity"\nidentity_url = "http://127.0.0.1:{standin.server_address[1]}"\n'
+                  f'cache_max_entries = {max(10_000, 2 * args.distinct_tokens)}\n')
+    else:
+        issuer = ""
     cfg.write_text(f"""
 [server]
 grpc_addr = "{grpc_addr}"
@@ -109,14 +183,13 @@ level = "{args.log_level}"
 {"" if args.cache_entries is None else f"[cache]{chr(10)}max_entries = {args.cache_entries}{chr(10)}"}
 [[issuers]]
 name = "netlify"
-""")
-    env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=secrets.token_urlsafe(32))
+{issuer}""")
+    secret = secrets.token_urlsafe(32)
+    env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=secret)
     env.pop("RUST_LOG", None)
-    token = subprocess.run([str(BIN), "--config", str(cfg), "token", "--email", "bench@example.com",
-                            "--role", "editor", "--role", "member", "--ttl", "2h"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
-    verify_body = work / "verify.bin"
-    verify_body.write_bytes(grpc_frame(b"\x0a" + varint(len(token)) + token.encode()))
+    token = gotrue_token(secret.encode(), str(uuid.uuid4()))
+    verify_file = work / "verify.bin"
+    verify_file.write_bytes(verify_body(token))
     health_body = work / "health.bin"
     health_body.write_bytes(grpc_frame(b""))
 
@@ -141,7 +214,7 @@ name = "netlify"
         log = work / "h2.log"
         configs = {
             "control": ("/grpc.health.v1.Health/Check", health_body),
-            "verify": ("/authgate.v1.AuthService/Verify", verify_body),
+            "verify": ("/authgate.v1.AuthService/Verify", verify_file),
         }
         for name, (path, body) in configs.items():  # warm-up
             h2load(grpc_addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log)
@@ -161,6 +234,15 @@ name = "netlify"
             print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
                   f"   ratio {ratios[-1]:.3f}", flush=True)
         peak_rss = vm(server.pid, "VmHWM")
+        distinct = None
+        if args.hosted:
+            before = StandIn.calls
+            body = work / "distinct.bin"
+            for _ in range(args.distinct_tokens):
+                body.write_bytes(verify_body(gotrue_token(secret.encode(), str(uuid.uuid4()))))
+                h2load(grpc_addr, "/authgate.v1.AuthService/Verify", body, args.repeat, 1, 10, log)
+            requests = args.distinct_tokens * args.repeat
+            distinct = (requests, StandIn.calls - before)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -170,12 +252,17 @@ name = "netlify"
     print()
     print(f"h2load -c {args.connections} -m {args.streams} -t 1, {args.requests} requests per run, "
           f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines), "
-          f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}")
+          f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}, "
+          f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else 'hs256'}")
     print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, rows in results.items():
         med = lambda i: statistics.median(r[i] for r in rows)
         lo, hi = min(r[0] for r in rows), max(r[0] for r in rows)
         print(f"{name:<8} {med(0):>15.0f} {lo:>10.0f}-{hi:<10.0f} {med(1):>8.2f} {med(2):>8.2f} {med(3):>18.1f}")
+    if distinct:
+        requests, upstream = distinct
+        print(f"hosted Identity, {args.distinct_tokens} distinct tokens x {args.repeat} requests: "
+              f"{requests} Verify calls, {upstream} upstream /user calls, cache-hit ratio {1 - upstream / requests:.4f}")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
     print(f"verify/control throughput ratio: median {ratio:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}); "

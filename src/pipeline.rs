@@ -117,7 +117,7 @@ impl Authenticator {
             Some(jws) => jws,
             None => CompactJws::parse(token, self.max_token_bytes)?,
         };
-        let identity = Arc::new(verifier.verify(&jws).await?);
+        let identity = verifier.verify(&jws).await?;
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }

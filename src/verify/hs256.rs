@@ -119,7 +119,7 @@ impl Verifier for Hs256Verifier {
     }
 
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a> {
-        let result = self.check(jws, unix_now());
+        let result = self.check(jws, unix_now()).map(Arc::new);
         Box::pin(std::future::ready(result))
     }
 }

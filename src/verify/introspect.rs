@@ -133,22 +133,24 @@ impl IdentityVerifier {
         Ok((exp, sub))
     }
 
-    async fn check(&self, jws: &CompactJws<'_>) -> Result<Identity, AuthError> {
+    async fn check(&self, jws: &CompactJws<'_>) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
-        let (exp, sub) = self.precheck(jws, now)?;
         let token = jws.compact();
         let key = crate::cache::key(&self.name, token);
+        // A positive entry exists only for these exact bytes after GoTrue
+        // accepted them, so shape, alg and sub need no second look; exp does.
+        if let Some(hit) = self.positive.get(&key).await {
+            if now < hit.identity.expires_at {
+                return Ok(hit.identity);
+            }
+            self.positive.invalidate(&key).await;
+        }
         if let Some(negative) = &self.negative
             && let Some(err) = negative.get(&key).await
         {
             return Err(err);
         }
-        if let Some(hit) = self.positive.get(&key).await {
-            if now < hit.identity.expires_at {
-                return Ok((*hit.identity).clone());
-            }
-            self.positive.invalidate(&key).await;
-        }
+        let (exp, sub) = self.precheck(jws, now)?;
         let fetched = self
             .positive
             .try_get_with(key, async {
@@ -161,7 +163,7 @@ impl IdentityVerifier {
             })
             .await;
         match fetched {
-            Ok(p) => Ok((*p.identity).clone()),
+            Ok(p) => Ok(p.identity),
             Err(err) => {
                 let err = (*err).clone();
                 if let Some(negative) = &self.negative

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// What [`Verifier::verify`] returns: boxed so verifiers can be trait
 /// objects, and async so remote checks (introspection, JWKS) fit the trait.
-pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Identity, AuthError>> + Send + 'a>>;
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<Identity>, AuthError>> + Send + 'a>>;
 
 /// One issuer's check of a token it owns.
 pub trait Verifier: Send + Sync {
