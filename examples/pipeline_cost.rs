@@ -43,7 +43,13 @@ fn main() {
             .expect("sign");
     let core = Authenticator::from_config(&config);
     let headers = HashMap::new();
-    let input = VerifyInput { token: &token, headers: &headers, required_roles: &[], issuer: "" };
+    let input = VerifyInput {
+        token: &token,
+        headers: &headers,
+        required_roles: &[],
+        issuer: "",
+        require_signed_proxy: false,
+    };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let n = 200_000;
     for round in 0..3 {
@@ -56,7 +62,7 @@ fn main() {
         let t = Instant::now();
         for _ in 0..n {
             let id = rt.block_on(core.verify(input)).expect("valid");
-            let pb: authgate::pb::Identity = id.as_ref().into();
+            let pb: authgate::pb::Identity = id.identity.as_ref().into();
             std::hint::black_box(prost::Message::encode_to_vec(&pb));
         }
         let full_ns = t.elapsed().as_nanos() / n;

@@ -52,6 +52,11 @@ impl Claims {
             .map_err(|_| AuthError::MalformedToken("payload is not a JSON object"))
     }
 
+    /// True when the claim is present (with any value but null).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.get(name).is_some_and(|v| !v.is_null())
+    }
+
     /// A NumericDate claim (RFC 7519 §2) in whole seconds. Fractions are
     /// truncated; a non-number is a malformed token.
     pub fn numeric_date(&self, name: &'static str) -> Result<Option<i64>, AuthError> {

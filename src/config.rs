@@ -33,6 +33,9 @@ pub const ENV_SHUTDOWN_GRACE: &str = "AUTHGATE_SHUTDOWN_GRACE";
 pub const ENV_DRAIN_DELAY: &str = "AUTHGATE_DRAIN_DELAY";
 /// The dev issuer's secret (zero-config mode only).
 pub const ENV_DEV_SECRET: &str = "AUTHGATE_DEV_SECRET";
+/// The signed-proxy secret (`AUTHGATE_SIGNED_PROXY_SECRET[_FILE]`, and
+/// `AUTHGATE_SIGNED_PROXY_PREVIOUS_SECRET[_FILE]` during a rotation).
+pub const ENV_SIGNED_PROXY_SECRET: &str = "AUTHGATE_SIGNED_PROXY_SECRET";
 /// Prefix of per-issuer secret variables: `AUTHGATE_ISSUER_<NAME>_SECRET`,
 /// `..._SECRET_FILE`, `..._PREVIOUS_SECRET`, `..._PREVIOUS_SECRET_FILE`.
 pub const ENV_ISSUER_PREFIX: &str = "AUTHGATE_ISSUER_";
@@ -159,6 +162,34 @@ pub struct IdentitySettings {
     pub max_response_bytes: usize,
 }
 
+/// Netlify signed-proxy verification (`[signed_proxy]`).
+#[derive(Debug, Clone)]
+pub struct SignedProxyConfig {
+    /// `secret` / `secret_file` / `AUTHGATE_SIGNED_PROXY_SECRET[_FILE]`: the
+    /// value of the environment variable named in `signed = "..."` at Netlify.
+    pub secret: Secret,
+    /// `previous_secret` / `previous_secret_file` /
+    /// `AUTHGATE_SIGNED_PROXY_PREVIOUS_SECRET[_FILE]`: accepted during a rotation.
+    pub previous_secret: Option<Secret>,
+    /// `site_ids`: if set, `netlify_id` must be one of them. Default any.
+    pub site_ids: Vec<String>,
+    /// `site_urls`: if set, `site_url` must be one of them. Default any.
+    pub site_urls: Vec<String>,
+    /// `deploy_contexts`: if set, `deploy_context` must be one of them
+    /// (e.g. `["production"]`). Default any.
+    pub deploy_contexts: Vec<String>,
+    /// `leeway`: clock skew on `exp`/`iat`/`nbf`, default 30s, at most 300s.
+    pub leeway: Duration,
+    /// `max_lifetime`: largest accepted `exp − iat`, default 330s (Netlify
+    /// signs for 300 s), so a long-lived forgery fails even with the secret.
+    pub max_lifetime: Duration,
+    /// `replay_protection`: accept each header value once within its
+    /// lifetime. Default false: it breaks client retries.
+    pub replay_protection: bool,
+    /// `replay_cache_max_entries`: default 100000.
+    pub replay_cache_max_entries: u64,
+}
+
 /// One `[[issuers]]` entry.
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
@@ -182,6 +213,10 @@ pub struct IssuerConfig {
     /// `default`: route tokens here when no issuer's `iss` matches. Default
     /// false; with a single issuer it is implied.
     pub default: bool,
+    /// `require_signed_proxy`: this issuer's users must also come through
+    /// the site's Netlify proxy (a valid `x-nf-sign`). Default false; needs
+    /// `[signed_proxy]`.
+    pub require_signed_proxy: bool,
 }
 
 impl IssuerConfig {
@@ -229,6 +264,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `[cache]`.
     pub cache: CacheConfig,
+    /// `[signed_proxy]`, when configured (by the section or by
+    /// `AUTHGATE_SIGNED_PROXY_SECRET[_FILE]`).
+    pub signed_proxy: Option<SignedProxyConfig>,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -287,6 +325,7 @@ impl Config {
         let server = top.table(&mut r, "server");
         let log = top.table(&mut r, "log");
         let cache = top.table(&mut r, "cache");
+        let signed_proxy = top.table(&mut r, "signed_proxy");
         let issuers_raw = top.array_of_tables(&mut r, "issuers");
         top.finish(&mut r);
 
@@ -345,6 +384,7 @@ impl Config {
             max_ttl: c.parsed(&mut r, "max_ttl", None, None, parse_duration).unwrap_or(DEFAULT_CACHE_MAX_TTL),
         };
         c.finish(&mut r);
+        let signed_proxy = read_signed_proxy(&mut r, signed_proxy);
 
         let mut issuers = Vec::new();
         let mode = match mode {
@@ -371,6 +411,14 @@ impl Config {
             },
         };
         check_issuers(&mut r, &issuers);
+        if signed_proxy.is_none()
+            && let Some(i) = issuers.iter().find(|i| i.require_signed_proxy)
+        {
+            r.errors.push(format!(
+                "issuer `{}` has require_signed_proxy = true but no [signed_proxy] secret is configured",
+                i.name
+            ));
+        }
 
         if r.errors.is_empty() {
             Ok(Config {
@@ -383,6 +431,7 @@ impl Config {
                 drain_delay,
                 log: LogConfig { format, level },
                 cache,
+                signed_proxy,
                 issuers,
             })
         } else {
@@ -416,6 +465,25 @@ impl Config {
             self.cache.max_entries,
             d(self.cache.max_ttl)
         ));
+        if let Some(p) = &self.signed_proxy {
+            let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+            out.push_str("\n[signed_proxy]\n");
+            out.push_str(&format!("secret = \"[redacted: {} bytes]\"\n", p.secret.len()));
+            if let Some(prev) = &p.previous_secret {
+                out.push_str(&format!("previous_secret = \"[redacted: {} bytes]\"\n", prev.len()));
+            }
+            out.push_str(&format!(
+                "site_ids = [{}]\nsite_urls = [{}]\ndeploy_contexts = [{}]\n",
+                list(&p.site_ids),
+                list(&p.site_urls),
+                list(&p.deploy_contexts)
+            ));
+            out.push_str(&format!("leeway = {}\nmax_lifetime = {}\n", d(p.leeway), d(p.max_lifetime)));
+            out.push_str(&format!(
+                "replay_protection = {}\nreplay_cache_max_entries = {}\n",
+                p.replay_protection, p.replay_cache_max_entries
+            ));
+        }
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
             out.push_str(&format!("name = {}\nkind = {}\n", q(&i.name), q(i.kind.as_str())));
@@ -455,6 +523,7 @@ impl Config {
                 list(i.role_claims.iter().map(ClaimPath::as_dotted).collect())
             ));
             out.push_str(&format!("default = {}\n", i.default));
+            out.push_str(&format!("require_signed_proxy = {}\n", i.require_signed_proxy));
         }
         out
     }
@@ -520,12 +589,72 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         .filter_map(|p| ClaimPath::parse(p).map_err(|e| r.errors.push(format!("{}: {e}", s.label))).ok())
         .collect();
     let default = s.boolean(r, "default").unwrap_or(false);
+    let require_signed_proxy = s.boolean(r, "require_signed_proxy").unwrap_or(false);
     if matches!(kind, Some(IssuerKind::NetlifyIdentity(_))) && expected_iss.is_some() {
         r.errors
             .push(format!("{}.iss: netlify_identity tokens carry no `iss` (GoTrue writes none)", s.label));
     }
     s.finish(r);
-    Some(IssuerConfig { name, kind: kind?, leeway, audiences, expected_iss, role_claims, default })
+    Some(IssuerConfig {
+        name,
+        kind: kind?,
+        leeway,
+        audiences,
+        expected_iss,
+        role_claims,
+        default,
+        require_signed_proxy,
+    })
+}
+
+/// `[signed_proxy]`: present when the section or its secret variable is.
+fn read_signed_proxy(r: &mut Reader<'_>, table: Option<&Table>) -> Option<SignedProxyConfig> {
+    let env_given = [ENV_SIGNED_PROXY_SECRET, &format!("{ENV_SIGNED_PROXY_SECRET}_FILE")]
+        .iter()
+        .any(|v| (r.env)(v).is_some());
+    if table.is_none() && !env_given {
+        return None;
+    }
+    let mut s = Section::new("signed_proxy", table);
+    let secret = read_secret(r, &mut s, "secret", ENV_SIGNED_PROXY_SECRET);
+    let previous = read_secret(r, &mut s, "previous_secret", "AUTHGATE_SIGNED_PROXY_PREVIOUS_SECRET");
+    let site_ids = s.strings(r, "site_ids").unwrap_or_default();
+    let site_urls = s.strings(r, "site_urls").unwrap_or_default();
+    let deploy_contexts = s.strings(r, "deploy_contexts").unwrap_or_default();
+    let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
+    if leeway > MAX_LEEWAY {
+        r.errors.push("signed_proxy.leeway must be at most 300s".into());
+    }
+    let max_lifetime =
+        s.parsed(r, "max_lifetime", None, None, parse_duration).unwrap_or(Duration::from_secs(330));
+    if max_lifetime.is_zero() || max_lifetime > Duration::from_secs(3600) {
+        r.errors.push("signed_proxy.max_lifetime must be between 1s and 1h".into());
+    }
+    let replay_protection = s.boolean(r, "replay_protection").unwrap_or(false);
+    let replay_cache_max_entries = s
+        .parsed(r, "replay_cache_max_entries", None, None, |v| {
+            parse_bounded(v, 1, 10_000_000).map(|n| n as u64)
+        })
+        .unwrap_or(100_000);
+    s.finish(r);
+    let previous_secret = previous.ok()?;
+    let Some(secret) = secret.ok()? else {
+        r.errors.push(format!(
+            "[signed_proxy] needs a secret (secret, secret_file or {ENV_SIGNED_PROXY_SECRET}[_FILE])"
+        ));
+        return None;
+    };
+    Some(SignedProxyConfig {
+        secret,
+        previous_secret,
+        site_ids,
+        site_urls,
+        deploy_contexts,
+        leeway,
+        max_lifetime,
+        replay_protection,
+        replay_cache_max_entries,
+    })
 }
 
 fn read_hs256_settings(r: &mut Reader<'_>, s: &mut Section<'_>, name: &str) -> Option<Hs256Settings> {
@@ -701,6 +830,7 @@ fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
         // infallible: the default paths are valid (tested in claims).
         role_claims: DEFAULT_ROLE_CLAIMS.iter().filter_map(|p| ClaimPath::parse(p).ok()).collect(),
         default: true,
+        require_signed_proxy: false,
     };
     Ok((issuer, origin))
 }

@@ -74,6 +74,17 @@ pub enum AuthError {
     /// Every upstream slot (`max_concurrent_requests`) stayed taken for
     /// `queue_timeout`.
     UpstreamBusy,
+    /// A signed-proxy attestation (`x-nf-sign`) is required, by the request
+    /// or the issuer, and the request has none.
+    ProxySignatureMissing,
+    /// An `x-nf-sign` header is present and does not verify (signature,
+    /// `alg`, `iss`, expiry, lifetime, site, deploy context, add-on shape,
+    /// duplicates). Denied whether required or not: a forged attestation is
+    /// an attack signal.
+    ProxySignatureInvalid(&'static str),
+    /// Replay protection is on and this exact `x-nf-sign` value was already
+    /// accepted within its lifetime.
+    ProxySignatureReplayed,
 }
 
 impl AuthError {
@@ -99,6 +110,9 @@ impl AuthError {
             Self::UpstreamUnavailable(_) => "upstream_unavailable",
             Self::UpstreamRateLimited { .. } => "upstream_rate_limited",
             Self::UpstreamBusy => "upstream_busy",
+            Self::ProxySignatureMissing => "proxy_signature_missing",
+            Self::ProxySignatureInvalid(_) => "proxy_signature_invalid",
+            Self::ProxySignatureReplayed => "proxy_signature_replayed",
         }
     }
 
@@ -122,7 +136,10 @@ impl AuthError {
             | Self::WrongIssuer
             | Self::SystemPrincipal
             | Self::InvalidToken
-            | Self::UserNotFound => tonic::Code::Unauthenticated,
+            | Self::UserNotFound
+            | Self::ProxySignatureMissing
+            | Self::ProxySignatureInvalid(_)
+            | Self::ProxySignatureReplayed => tonic::Code::Unauthenticated,
         }
     }
 
@@ -159,6 +176,9 @@ impl AuthError {
             Self::UpstreamUnavailable("timeout"),
             Self::UpstreamRateLimited { retry_after_secs: Some(7) },
             Self::UpstreamBusy,
+            Self::ProxySignatureMissing,
+            Self::ProxySignatureInvalid("expired"),
+            Self::ProxySignatureReplayed,
         ]
     }
 }
@@ -194,6 +214,11 @@ impl fmt::Display for AuthError {
                 f.write_str("identity provider is rate limiting")
             }
             Self::UpstreamBusy => f.write_str("too many identity provider calls in flight; try again"),
+            Self::ProxySignatureMissing => {
+                f.write_str("a Netlify signed-proxy header (x-nf-sign) is required and missing")
+            }
+            Self::ProxySignatureInvalid(why) => write!(f, "invalid Netlify signed-proxy header: {why}"),
+            Self::ProxySignatureReplayed => f.write_str("this x-nf-sign value was already used"),
         }
     }
 }

@@ -31,8 +31,12 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             headers: &req.headers,
             required_roles: &req.required_roles,
             issuer: &req.issuer,
+            require_signed_proxy: req.require_signed_proxy,
         };
-        let identity = self.core.verify(input).await?;
-        Ok(Response::new(pb::VerifyResponse { identity: Some(identity.as_ref().into()) }))
+        let verified = self.core.verify(input).await?;
+        Ok(Response::new(pb::VerifyResponse {
+            identity: Some(verified.identity.as_ref().into()),
+            proxy: verified.proxy.map(Into::into),
+        }))
     }
 }

@@ -50,6 +50,18 @@ impl From<&Identity> for pb::Identity {
     }
 }
 
+impl From<crate::verify::nf_sign::ProxyAttestation> for pb::ProxyAttestation {
+    fn from(p: crate::verify::nf_sign::ProxyAttestation) -> Self {
+        pb::ProxyAttestation {
+            site_id: p.site_id,
+            site_url: p.site_url,
+            deploy_context: p.deploy_context,
+            issued_at: Some(prost_types::Timestamp { seconds: p.issued_at, nanos: 0 }),
+            expires_at: Some(prost_types::Timestamp { seconds: p.expires_at, nanos: 0 }),
+        }
+    }
+}
+
 fn to_struct(map: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect() }
 }

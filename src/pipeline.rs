@@ -10,6 +10,7 @@ use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::CompactJws;
 use crate::verify::Issuers;
+use crate::verify::nf_sign::{self, ProxyAttestation, ProxyVerifier};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +26,18 @@ pub struct VerifyInput<'a> {
     pub required_roles: &'a [String],
     /// A configured issuer name, or empty to route by the rules.
     pub issuer: &'a str,
+    /// The caller requires a valid signed-proxy header in `headers`.
+    pub require_signed_proxy: bool,
+}
+
+/// A granted request: the user, and the proxy attestation when the request
+/// carried a valid `x-nf-sign`.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The verified user.
+    pub identity: Arc<Identity>,
+    /// The verified signed-proxy header, if any.
+    pub proxy: Option<ProxyAttestation>,
 }
 
 /// What the decision log line reports besides the outcome.
@@ -32,12 +45,16 @@ pub struct VerifyInput<'a> {
 struct Trace<'a> {
     issuer: Option<&'a str>,
     cache_hit: bool,
+    signed_proxy: bool,
 }
 
 /// The verification core. Built once from config; immutable and shared.
 pub struct Authenticator {
     issuers: Issuers,
     cache: Option<IdentityCache>,
+    proxy: Option<ProxyVerifier>,
+    /// Issuers whose users must also come through the signed proxy.
+    proxy_required_by: Vec<String>,
     max_token_bytes: usize,
 }
 
@@ -46,7 +63,18 @@ impl Authenticator {
     pub fn from_config(config: &Config) -> Self {
         let cache = (config.cache.max_entries > 0)
             .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl));
-        Self { issuers: Issuers::from_config(config), cache, max_token_bytes: config.max_token_bytes }
+        Self {
+            issuers: Issuers::from_config(config),
+            cache,
+            proxy: config.signed_proxy.as_ref().map(ProxyVerifier::new),
+            proxy_required_by: config
+                .issuers
+                .iter()
+                .filter(|i| i.require_signed_proxy)
+                .map(|i| i.name.clone())
+                .collect(),
+            max_token_bytes: config.max_token_bytes,
+        }
     }
 
     /// Identities in the verified-identity cache (0 when it is off).
@@ -62,15 +90,17 @@ impl Authenticator {
     /// Decides one request and writes exactly one decision log line. The
     /// line never carries the token, a secret or an unverified claim; the
     /// subject appears only when access is granted.
-    pub async fn verify(&self, input: VerifyInput<'_>) -> Result<Arc<Identity>, AuthError> {
+    pub async fn verify(&self, input: VerifyInput<'_>) -> Result<Verified, AuthError> {
         let started = Instant::now();
         let mut trace = Trace::default();
         let result = self.decide(input, &mut trace).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let (issuer, cache_hit) = (trace.issuer.unwrap_or(""), trace.cache_hit);
+        let (issuer, cache_hit, signed_proxy) =
+            (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy);
         match &result {
-            Ok(id) => {
-                tracing::info!(granted = true, issuer, subject = %id.subject, cache_hit, latency_us, "decision")
+            Ok(v) => {
+                let subject = &v.identity.subject;
+                tracing::info!(granted = true, issuer, %subject, cache_hit, signed_proxy, latency_us, "decision")
             }
             Err(e) => tracing::info!(granted = false, reason = e.reason(), issuer, latency_us, "decision"),
         }
@@ -81,9 +111,21 @@ impl Authenticator {
         &'a self,
         input: VerifyInput<'_>,
         trace: &mut Trace<'a>,
-    ) -> Result<Arc<Identity>, AuthError> {
+    ) -> Result<Verified, AuthError> {
         // A misspelt issuer name is the caller's bug whatever the token is.
         let preselected = self.issuers.preselect(input.issuer)?;
+        // A present but invalid attestation is denied whether required or
+        // not; a valid one is reported but never stands in for the user.
+        let proxy = match (nf_sign::find_header(input.headers)?, &self.proxy) {
+            (Some(header), Some(verifier)) => Some(verifier.verify(header, unix_now())?),
+            (_, None) if input.require_signed_proxy => {
+                return Err(AuthError::InvalidRequest(
+                    "require_signed_proxy, but no [signed_proxy] is configured",
+                ));
+            }
+            _ => None,
+        };
+        trace.signed_proxy = proxy.is_some();
         let credential = credential::extract(input.token, input.headers)?;
         let token = credential.token;
         // Before hashing for the cache: an oversize token costs only its length.
@@ -101,6 +143,11 @@ impl Authenticator {
             }
         };
         trace.issuer = Some(verifier.name());
+        let proxy_required =
+            input.require_signed_proxy || self.proxy_required_by.iter().any(|n| n == verifier.name());
+        if proxy_required && proxy.is_none() {
+            return Err(AuthError::ProxySignatureMissing);
+        }
         let now = unix_now();
         let leeway = verifier.leeway_secs();
         // A hit means these exact bytes passed every check of this issuer
@@ -111,7 +158,7 @@ impl Authenticator {
             && let Some(hit) = cache.get(key, now, leeway)
         {
             trace.cache_hit = true;
-            return authorize(hit, input.required_roles);
+            return authorize(hit, input.required_roles, proxy);
         }
         let jws = match parsed {
             Some(jws) => jws,
@@ -121,14 +168,18 @@ impl Authenticator {
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }
-        authorize(identity, input.required_roles)
+        authorize(identity, input.required_roles, proxy)
     }
 }
 
 /// The per-request policy on a verified identity: any-of required roles.
-fn authorize(identity: Arc<Identity>, required_roles: &[String]) -> Result<Arc<Identity>, AuthError> {
+fn authorize(
+    identity: Arc<Identity>,
+    required_roles: &[String],
+    proxy: Option<ProxyAttestation>,
+) -> Result<Verified, AuthError> {
     if !identity.has_any_role(required_roles) {
         return Err(AuthError::InsufficientRole);
     }
-    Ok(identity)
+    Ok(Verified { identity, proxy })
 }

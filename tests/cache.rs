@@ -22,10 +22,16 @@ async fn check(
 ) -> Result<String, &'static str> {
     let headers = HashMap::new();
     let required: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-    let input = VerifyInput { token, headers: &headers, required_roles: &required, issuer };
+    let input = VerifyInput {
+        token,
+        headers: &headers,
+        required_roles: &required,
+        issuer,
+        require_signed_proxy: false,
+    };
     core.verify(input)
         .await
-        .map(|id| format!("{}|{}|{:?}", id.subject, id.issuer, id.roles))
+        .map(|v| format!("{}|{}|{:?}", v.identity.subject, v.identity.issuer, v.identity.roles))
         .map_err(|e| e.reason())
 }
 

@@ -14,6 +14,7 @@
 
 pub mod hs256;
 pub mod introspect;
+pub mod nf_sign;
 
 use crate::config::{Config, IssuerKind};
 use crate::error::AuthError;
