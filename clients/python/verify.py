@@ -66,17 +66,24 @@ def error_reason(err: grpc.RpcError) -> str:
     return ""
 
 
-def verify(addr, token="", headers=None, required_roles=(), issuer="", timeout=5.0):
-    """Returns the Identity message, or raises Denied."""
+def verify_response(addr, token="", headers=None, required_roles=(), issuer="",
+                    require_signed_proxy=False, timeout=5.0):
+    """Returns the whole VerifyResponse (identity, and proxy when the
+    headers carried a valid x-nf-sign), or raises Denied."""
     pb, pb_grpc = stubs()
     with grpc.insecure_channel(addr) as channel:
         stub = pb_grpc.AuthServiceStub(channel)
-        request = pb.VerifyRequest(token=token, headers=headers or {},
-                                   required_roles=list(required_roles), issuer=issuer)
+        request = pb.VerifyRequest(token=token, headers=headers or {}, required_roles=list(required_roles),
+                                   issuer=issuer, require_signed_proxy=require_signed_proxy)
         try:
-            return stub.Verify(request, timeout=timeout).identity
+            return stub.Verify(request, timeout=timeout)
         except grpc.RpcError as err:
             raise Denied(err.code().name, error_reason(err), err.details()) from None
+
+
+def verify(addr, token="", headers=None, required_roles=(), issuer="", timeout=5.0):
+    """Returns the Identity message, or raises Denied."""
+    return verify_response(addr, token, headers, required_roles, issuer, timeout=timeout).identity
 
 
 def health(addr, service=""):
