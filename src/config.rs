@@ -1088,6 +1088,23 @@ mod tests {
     }
 
     #[test]
+    fn signed_proxy_section() {
+        let needs = GOOD.replace("secret = ", "require_signed_proxy = true\nsecret = ");
+        let errs = load(&needs, &[]).unwrap_err().to_string();
+        assert!(errs.contains("no [signed_proxy] secret"), "{errs}");
+        let c = load(&needs, &[("AUTHGATE_SIGNED_PROXY_SECRET", "proxy-secret-from-env-0123")]).unwrap();
+        let p = c.signed_proxy.expect("configured by the env variable alone");
+        assert_eq!(p.max_lifetime, Duration::from_secs(330));
+        assert!(!p.replay_protection);
+        let errs =
+            load(&format!("[signed_proxy]\nmax_lifetime = \"2h\"\nsite_idz = []\n{GOOD}"), &[]).unwrap_err();
+        let text = errs.to_string();
+        for needle in ["max_lifetime", "unknown key `signed_proxy.site_idz`", "needs a secret"] {
+            assert!(text.contains(needle), "missing {needle}: {text}");
+        }
+    }
+
+    #[test]
     fn no_issuer_is_invented_with_a_file() {
         let errs = load("", &[]).unwrap_err();
         assert!(errs.to_string().contains("no [[issuers]]"));
