@@ -2,8 +2,9 @@
 //! down honestly (NOT_SERVING first, then drain, then finish in-flight calls).
 
 use crate::config::Config;
+use crate::exchange::Exchanger;
 use crate::grpc::AuthGrpc;
-use crate::http::{Readiness, router};
+use crate::http::{Published, Readiness, router};
 use crate::pb;
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pipeline::Authenticator;
@@ -68,6 +69,22 @@ pub async fn run(
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
 
     let core = Arc::new(Authenticator::from_config(&config));
+    let exchanger = match &config.exchange {
+        None => None,
+        Some(x) => Some(Arc::new(Exchanger::new(core.clone(), x)?)),
+    };
+    let published = exchanger.as_ref().zip(config.exchange.as_ref()).map(|(e, x)| Published {
+        jwks: e.ring().jwks_json().to_string(),
+        openid_configuration: serde_json::json!({
+            "issuer": x.issuer_url,
+            "jwks_uri": format!("{}/.well-known/jwks.json", x.public_base_url),
+            "id_token_signing_alg_values_supported": e.ring().algorithms(),
+            "token_endpoint_auth_signing_alg_values_supported": e.ring().algorithms(),
+            "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+        })
+        .to_string(),
+        max_age_secs: x.jwks_max_age.as_secs(),
+    });
     // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -76,7 +93,7 @@ pub async fn run(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let auth = AuthServiceServer::new(AuthGrpc::new(core.clone()))
+    let auth = AuthServiceServer::new(AuthGrpc::new(core.clone(), exchanger))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
 
@@ -94,8 +111,8 @@ pub async fn run(
             stopped(stop_rx.clone()),
         );
     let readiness = Readiness::default();
-    let http =
-        axum::serve(listeners.http, router(readiness.clone())).with_graceful_shutdown(stopped(stop_rx));
+    let http = axum::serve(listeners.http, router(readiness.clone(), published))
+        .with_graceful_shutdown(stopped(stop_rx));
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });
 

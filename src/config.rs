@@ -190,6 +190,117 @@ pub struct SignedProxyConfig {
     pub replay_cache_max_entries: u64,
 }
 
+/// Signing algorithms for minted tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintAlg {
+    /// Ed25519 (default): fast to sign and verify, small keys.
+    EdDSA,
+    /// ECDSA P-256.
+    ES256,
+    /// RSA 2048+: widely supported, but signing costs 25–35× EdDSA.
+    RS256,
+}
+
+impl MintAlg {
+    /// The JOSE name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDSA => "EdDSA",
+            Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
+        }
+    }
+
+    fn parse(v: &str) -> Result<Self, String> {
+        match v {
+            "EdDSA" => Ok(Self::EdDSA),
+            "ES256" => Ok(Self::ES256),
+            "RS256" => Ok(Self::RS256),
+            _ => Err("must be EdDSA, ES256 or RS256".into()),
+        }
+    }
+}
+
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not yet signing (so verifiers learn it first).
+    Next,
+    /// Signs every new token; exactly one.
+    Active,
+    /// No longer signs; still published until the tokens it signed expire.
+    Retired,
+}
+
+impl KeyState {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+}
+
+/// One `[[exchange.keys]]` entry.
+#[derive(Debug, Clone)]
+pub struct SigningKeyConfig {
+    /// `kid`: required, unique; goes into the JWT header and the JWKS.
+    pub kid: String,
+    /// `alg`: `EdDSA` (default), `ES256` or `RS256`.
+    pub alg: MintAlg,
+    /// `state`: `next`, `active` (default) or `retired`.
+    pub state: KeyState,
+    /// `private_key` / `private_key_file` / `AUTHGATE_EXCHANGE_KEY_<KID>[_FILE]`:
+    /// PKCS#8 PEM (as `authgate keys generate` writes).
+    pub private_key: Secret,
+}
+
+/// One `[[exchange.audiences]]` entry: a downstream service.
+#[derive(Debug, Clone)]
+pub struct AudienceConfig {
+    /// `name`: required, unique; the minted token's `aud`.
+    pub name: String,
+    /// `scopes`: scopes any allowed user may get. Default none.
+    pub scopes: Vec<String>,
+    /// `default_scopes`: granted when none are requested; must be allowed.
+    pub default_scopes: Vec<String>,
+    /// `role_scopes`: `{role = [scopes]}`, extra scopes for holders of a role.
+    pub role_scopes: Vec<(String, Vec<String>)>,
+    /// `max_ttl`: default 5m, at most 24h.
+    pub max_ttl: Duration,
+    /// `issuers`: configured issuers whose users may get tokens; default all.
+    pub issuers: Vec<String>,
+    /// `required_roles`: any-of; default none.
+    pub required_roles: Vec<String>,
+    /// `allow_ttl_beyond_subject`: let the minted token outlive the subject
+    /// token (still ≤ `max_ttl`). Default false.
+    pub allow_ttl_beyond_subject: bool,
+}
+
+/// `[exchange]`: minting internal tokens.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    /// `issuer_url`: the minted `iss`; required (dev mode: the HTTP address).
+    pub issuer_url: String,
+    /// `public_base_url`: where `/.well-known/jwks.json` is reachable;
+    /// default `issuer_url`.
+    pub public_base_url: String,
+    /// `jwks_max_age`: `Cache-Control: max-age` of the JWKS, default 5m.
+    pub jwks_max_age: Duration,
+    /// `mint_cache_max_entries`: minted tokens reused for identical
+    /// requests, default 10000; 0 turns reuse off.
+    pub mint_cache_max_entries: u64,
+    /// `mint_cache_min_remaining`: reuse a minted token only while more than
+    /// this fraction of its lifetime is left, default 0.5.
+    pub mint_cache_min_remaining: f64,
+    /// `[[exchange.keys]]`.
+    pub keys: Vec<SigningKeyConfig>,
+    /// `[[exchange.audiences]]`.
+    pub audiences: Vec<AudienceConfig>,
+}
+
 /// One `[[issuers]]` entry.
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
@@ -267,6 +378,9 @@ pub struct Config {
     /// `[signed_proxy]`, when configured (by the section or by
     /// `AUTHGATE_SIGNED_PROXY_SECRET[_FILE]`).
     pub signed_proxy: Option<SignedProxyConfig>,
+    /// `[exchange]`, when configured (dev mode: an ephemeral key and a `dev`
+    /// audience).
+    pub exchange: Option<ExchangeConfig>,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -326,6 +440,7 @@ impl Config {
         let log = top.table(&mut r, "log");
         let cache = top.table(&mut r, "cache");
         let signed_proxy = top.table(&mut r, "signed_proxy");
+        let exchange = top.table(&mut r, "exchange");
         let issuers_raw = top.array_of_tables(&mut r, "issuers");
         top.finish(&mut r);
 
@@ -385,6 +500,11 @@ impl Config {
         };
         c.finish(&mut r);
         let signed_proxy = read_signed_proxy(&mut r, signed_proxy);
+        let exchange = match (&mode, exchange) {
+            (_, Some(t)) => read_exchange(&mut r, t),
+            (Mode::Dev { .. }, None) => dev_exchange(http_addr),
+            (Mode::File(_), None) => None,
+        };
 
         let mut issuers = Vec::new();
         let mode = match mode {
@@ -411,6 +531,14 @@ impl Config {
             },
         };
         check_issuers(&mut r, &issuers);
+        for a in exchange.iter().flat_map(|e| &e.audiences) {
+            for i in a.issuers.iter().filter(|i| !issuers.iter().any(|c| &c.name == *i)) {
+                r.errors.push(format!(
+                    "exchange audience `{}` names issuer `{i}`, which is not configured",
+                    a.name
+                ));
+            }
+        }
         if signed_proxy.is_none()
             && let Some(i) = issuers.iter().find(|i| i.require_signed_proxy)
         {
@@ -432,6 +560,7 @@ impl Config {
                 log: LogConfig { format, level },
                 cache,
                 signed_proxy,
+                exchange,
                 issuers,
             })
         } else {
@@ -483,6 +612,46 @@ impl Config {
                 "replay_protection = {}\nreplay_cache_max_entries = {}\n",
                 p.replay_protection, p.replay_cache_max_entries
             ));
+        }
+        if let Some(x) = &self.exchange {
+            let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!(
+                "\n[exchange]\nissuer_url = {}\npublic_base_url = {}\njwks_max_age = {}\n",
+                q(&x.issuer_url),
+                q(&x.public_base_url),
+                d(x.jwks_max_age)
+            ));
+            out.push_str(&format!(
+                "mint_cache_max_entries = {}\nmint_cache_min_remaining = {}\n",
+                x.mint_cache_max_entries, x.mint_cache_min_remaining
+            ));
+            for k in &x.keys {
+                out.push_str(&format!(
+                    "\n[[exchange.keys]]\nkid = {}\nalg = {}\nstate = {}\nprivate_key = \"[redacted: {} bytes]\"\n",
+                    q(&k.kid),
+                    q(k.alg.as_str()),
+                    q(k.state.as_str()),
+                    k.private_key.len()
+                ));
+            }
+            for a in &x.audiences {
+                out.push_str(&format!(
+                    "\n[[exchange.audiences]]\nname = {}\nscopes = [{}]\ndefault_scopes = [{}]\nmax_ttl = {}\n",
+                    q(&a.name),
+                    list(&a.scopes),
+                    list(&a.default_scopes),
+                    d(a.max_ttl)
+                ));
+                out.push_str(&format!(
+                    "issuers = [{}]\nrequired_roles = [{}]\nallow_ttl_beyond_subject = {}\n",
+                    list(&a.issuers),
+                    list(&a.required_roles),
+                    a.allow_ttl_beyond_subject
+                ));
+                let rs: Vec<String> =
+                    a.role_scopes.iter().map(|(r, v)| format!("{} = [{}]", q(r), list(v))).collect();
+                out.push_str(&format!("role_scopes = {{ {} }}\n", rs.join(", ")));
+            }
         }
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
@@ -604,6 +773,186 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         role_claims,
         default,
         require_signed_proxy,
+    })
+}
+
+/// The dev-mode exchange: a fresh Ed25519 key per start (tokens die with the
+/// process) and one audience, `dev`, with scopes `read` (default) and `write`.
+fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
+    let pem = crate::mint::generate_pkcs8_pem(MintAlg::EdDSA).ok()?;
+    let url = format!("http://{http_addr}");
+    Some(ExchangeConfig {
+        issuer_url: url.clone(),
+        public_base_url: url,
+        jwks_max_age: Duration::from_secs(300),
+        mint_cache_max_entries: 10_000,
+        mint_cache_min_remaining: 0.5,
+        keys: vec![SigningKeyConfig {
+            kid: "dev-ephemeral".into(),
+            alg: MintAlg::EdDSA,
+            state: KeyState::Active,
+            private_key: Secret::new(pem.into_bytes()),
+        }],
+        audiences: vec![AudienceConfig {
+            name: "dev".into(),
+            scopes: vec!["read".into(), "write".into()],
+            default_scopes: vec!["read".into()],
+            role_scopes: Vec::new(),
+            max_ttl: Duration::from_secs(300),
+            issuers: Vec::new(),
+            required_roles: Vec::new(),
+            allow_ttl_beyond_subject: false,
+        }],
+    })
+}
+
+fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<ExchangeConfig> {
+    let mut s = Section::new("exchange", Some(table));
+    let issuer_url = s.parsed(r, "issuer_url", None, None, |v| {
+        reqwest::Url::parse(v)
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .map_err(|e| e.to_string())
+    });
+    let public_base_url = s.parsed(r, "public_base_url", None, None, |v| {
+        reqwest::Url::parse(v)
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .map_err(|e| e.to_string())
+    });
+    let jwks_max_age =
+        s.parsed(r, "jwks_max_age", None, None, parse_duration).unwrap_or(Duration::from_secs(300));
+    let mint_cache_max_entries = s
+        .parsed(r, "mint_cache_max_entries", None, None, |v| {
+            parse_bounded(v, 0, 10_000_000).map(|n| n as u64)
+        })
+        .unwrap_or(10_000);
+    let mint_cache_min_remaining = s
+        .parsed(r, "mint_cache_min_remaining", None, None, |v| match v.parse::<f64>() {
+            Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+            _ => Err("must be a fraction from 0 up to (not including) 1".into()),
+        })
+        .unwrap_or(0.5);
+    let key_tables = s.array_of_tables(r, "keys");
+    let audience_tables = s.array_of_tables(r, "audiences");
+    s.finish(r);
+    let keys: Vec<SigningKeyConfig> =
+        key_tables.iter().enumerate().filter_map(|(i, t)| read_signing_key(r, i, t)).collect();
+    let audiences: Vec<AudienceConfig> =
+        audience_tables.iter().enumerate().filter_map(|(i, t)| read_audience(r, i, t)).collect();
+    if keys.iter().filter(|k| k.state == KeyState::Active).count() != 1 {
+        r.errors.push("[exchange] needs exactly one key with state = \"active\"".into());
+    }
+    let mut kids = BTreeSet::new();
+    for k in &keys {
+        if !kids.insert(k.kid.as_str()) {
+            r.errors.push(format!("exchange key kid `{}` is used twice", k.kid));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for a in &audiences {
+        if !names.insert(a.name.as_str()) {
+            r.errors.push(format!("exchange audience `{}` is configured twice", a.name));
+        }
+    }
+    let Some(issuer_url) = issuer_url else {
+        r.errors.push("exchange.issuer_url is required (the minted tokens' iss)".into());
+        return None;
+    };
+    Some(ExchangeConfig {
+        public_base_url: public_base_url.unwrap_or_else(|| issuer_url.clone()),
+        issuer_url,
+        jwks_max_age,
+        mint_cache_max_entries,
+        mint_cache_min_remaining,
+        keys,
+        audiences,
+    })
+}
+
+fn read_signing_key(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<SigningKeyConfig> {
+    let mut s = Section::new(&format!("exchange.keys[{index}]"), Some(table));
+    let kid = s.parsed(r, "kid", None, None, |v| {
+        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            Err("must match [A-Za-z0-9._-]+".to_string())
+        } else {
+            Ok(v.to_string())
+        }
+    });
+    let alg = s.parsed(r, "alg", None, None, MintAlg::parse).unwrap_or(MintAlg::EdDSA);
+    let state = s
+        .parsed(r, "state", None, None, |v| match v {
+            "next" => Ok(KeyState::Next),
+            "active" => Ok(KeyState::Active),
+            "retired" => Ok(KeyState::Retired),
+            _ => Err("must be next, active or retired".to_string()),
+        })
+        .unwrap_or(KeyState::Active);
+    let env = format!("AUTHGATE_EXCHANGE_KEY_{}", issuer_env_name(kid.as_deref().unwrap_or("")));
+    let key = read_secret(r, &mut s, "private_key", &env);
+    s.finish(r);
+    let kid = kid.or_else(|| {
+        r.errors.push(format!("exchange.keys[{index}].kid is required"));
+        None
+    })?;
+    let private_key = key.ok()?.or_else(|| {
+        r.errors
+            .push(format!("exchange.keys[{index}] ({kid}): private_key_file (or {env}_FILE) is required"));
+        None
+    })?;
+    if let Err(e) = crate::mint::check_private_key(&private_key, alg) {
+        r.errors.push(format!("exchange.keys[{index}] ({kid}): {e}"));
+        return None;
+    }
+    Some(SigningKeyConfig { kid, alg, state, private_key })
+}
+
+fn read_audience(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<AudienceConfig> {
+    let mut s = Section::new(&format!("exchange.audiences[{index}]"), Some(table));
+    let name = s.parsed(r, "name", None, None, |v| Ok(v.to_string()));
+    let scopes = s.strings(r, "scopes").unwrap_or_default();
+    let default_scopes = s.strings(r, "default_scopes").unwrap_or_default();
+    let mut role_scopes = Vec::new();
+    match s.get("role_scopes") {
+        None => {}
+        Some(Value::Table(t)) => {
+            for (role, v) in t {
+                match v
+                    .as_array()
+                    .map(|a| a.iter().map(|x| x.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>())
+                {
+                    Some(Some(list)) => role_scopes.push((role.clone(), list)),
+                    _ => r.errors.push(format!("{}.role_scopes.{role} must be an array of strings", s.label)),
+                }
+            }
+        }
+        Some(_) => r.errors.push(format!("{}.role_scopes must be a table of role = [scopes]", s.label)),
+    }
+    let max_ttl = s.parsed(r, "max_ttl", None, None, parse_duration).unwrap_or(Duration::from_secs(300));
+    if max_ttl.is_zero() || max_ttl > Duration::from_secs(86_400) {
+        r.errors.push(format!("{}.max_ttl must be between 1s and 24h", s.label));
+    }
+    let issuers = s.strings(r, "issuers").unwrap_or_default();
+    let required_roles = s.strings(r, "required_roles").unwrap_or_default();
+    let allow_ttl_beyond_subject = s.boolean(r, "allow_ttl_beyond_subject").unwrap_or(false);
+    let label = s.label.clone();
+    s.finish(r);
+    for d in &default_scopes {
+        if !scopes.contains(d) {
+            r.errors.push(format!("{label}: default scope `{d}` is not in scopes"));
+        }
+    }
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        r.errors.push(format!("{label}.name is required"));
+        return None;
+    };
+    Some(AudienceConfig {
+        name,
+        scopes,
+        default_scopes,
+        role_scopes,
+        max_ttl,
+        issuers,
+        required_roles,
+        allow_ttl_beyond_subject,
     })
 }
 

@@ -85,6 +85,18 @@ pub enum AuthError {
     /// Replay protection is on and this exact `x-nf-sign` value was already
     /// accepted within its lifetime.
     ProxySignatureReplayed,
+    /// Exchange names an audience that is not configured (RFC 8693
+    /// `invalid_target`).
+    InvalidTarget,
+    /// Exchange asks for a scope the audience does not allow this user
+    /// (RFC 8693 `invalid_scope`); never silently dropped.
+    InvalidScope,
+    /// The user's issuer may not get tokens for this audience.
+    IssuerNotAllowed,
+    /// Exchange is called but no `[exchange]` is configured.
+    ExchangeDisabled,
+    /// A bug or an impossible state (e.g. signing failed); details are logged.
+    Internal(&'static str),
 }
 
 impl AuthError {
@@ -113,14 +125,25 @@ impl AuthError {
             Self::ProxySignatureMissing => "proxy_signature_missing",
             Self::ProxySignatureInvalid(_) => "proxy_signature_invalid",
             Self::ProxySignatureReplayed => "proxy_signature_replayed",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidScope => "invalid_scope",
+            Self::IssuerNotAllowed => "issuer_not_allowed",
+            Self::ExchangeDisabled => "exchange_disabled",
+            Self::Internal(_) => "internal",
         }
     }
 
     /// The gRPC status code of this denial.
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Self::InsufficientRole => tonic::Code::PermissionDenied,
-            Self::UnknownIssuer | Self::InvalidRequest(_) => tonic::Code::InvalidArgument,
+            Self::InsufficientRole | Self::InvalidScope | Self::IssuerNotAllowed => {
+                tonic::Code::PermissionDenied
+            }
+            Self::UnknownIssuer | Self::InvalidRequest(_) | Self::InvalidTarget => {
+                tonic::Code::InvalidArgument
+            }
+            Self::ExchangeDisabled => tonic::Code::Unimplemented,
+            Self::Internal(_) => tonic::Code::Internal,
             Self::UpstreamUnavailable(_) | Self::UpstreamRateLimited { .. } | Self::UpstreamBusy => {
                 tonic::Code::Unavailable
             }
@@ -150,6 +173,7 @@ impl AuthError {
             tonic::Code::InvalidArgument => 400,
             tonic::Code::Unavailable => 503,
             tonic::Code::Unauthenticated => 401,
+            tonic::Code::Unimplemented => 501,
             _ => 500,
         }
     }
@@ -179,6 +203,11 @@ impl AuthError {
             Self::ProxySignatureMissing,
             Self::ProxySignatureInvalid("expired"),
             Self::ProxySignatureReplayed,
+            Self::InvalidTarget,
+            Self::InvalidScope,
+            Self::IssuerNotAllowed,
+            Self::ExchangeDisabled,
+            Self::Internal("signing failed"),
         ]
     }
 }
@@ -219,6 +248,13 @@ impl fmt::Display for AuthError {
             }
             Self::ProxySignatureInvalid(why) => write!(f, "invalid Netlify signed-proxy header: {why}"),
             Self::ProxySignatureReplayed => f.write_str("this x-nf-sign value was already used"),
+            Self::InvalidTarget => f.write_str("the audience is not a configured downstream service"),
+            Self::InvalidScope => f.write_str("a requested scope is not allowed for this user and audience"),
+            Self::IssuerNotAllowed => {
+                f.write_str("users of this issuer may not get tokens for this audience")
+            }
+            Self::ExchangeDisabled => f.write_str("token exchange is not configured"),
+            Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
 }
@@ -258,8 +294,14 @@ mod tests {
     fn codes_follow_the_contract() {
         for e in AuthError::examples() {
             let want = match e.reason() {
-                "insufficient_role" => (tonic::Code::PermissionDenied, 403),
-                "unknown_issuer" | "invalid_request" => (tonic::Code::InvalidArgument, 400),
+                "insufficient_role" | "invalid_scope" | "issuer_not_allowed" => {
+                    (tonic::Code::PermissionDenied, 403)
+                }
+                "unknown_issuer" | "invalid_request" | "invalid_target" => {
+                    (tonic::Code::InvalidArgument, 400)
+                }
+                "exchange_disabled" => (tonic::Code::Unimplemented, 501),
+                "internal" => (tonic::Code::Internal, 500),
                 "upstream_unavailable" | "upstream_rate_limited" | "upstream_busy" => {
                     (tonic::Code::Unavailable, 503)
                 }

@@ -1,22 +1,30 @@
-//! `authgate.v1.AuthService` over tonic: translates protobuf to
-//! [`VerifyInput`] and back. Nothing is decided here.
+//! `authgate.v1.AuthService` over tonic: translates protobuf to the core's
+//! inputs and back. Nothing is decided here.
 
+use crate::error::AuthError;
+use crate::exchange::{ExchangeInput, Exchanger, JWT_TOKEN_TYPE};
 use crate::pb;
 use crate::pipeline::{Authenticator, VerifyInput};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// The gRPC service: a thin adapter over the [`Authenticator`].
+/// The gRPC service: a thin adapter over the [`Authenticator`] and the
+/// [`Exchanger`] (absent when `[exchange]` is not configured).
 #[derive(Clone)]
 pub struct AuthGrpc {
     core: Arc<Authenticator>,
+    exchanger: Option<Arc<Exchanger>>,
 }
 
 impl AuthGrpc {
     /// Wraps the shared core.
-    pub fn new(core: Arc<Authenticator>) -> Self {
-        Self { core }
+    pub fn new(core: Arc<Authenticator>, exchanger: Option<Arc<Exchanger>>) -> Self {
+        Self { core, exchanger }
     }
+}
+
+fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
 
 #[tonic::async_trait]
@@ -37,6 +45,54 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         Ok(Response::new(pb::VerifyResponse {
             identity: Some(verified.identity.as_ref().into()),
             proxy: verified.proxy.map(Into::into),
+        }))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
+        let req = request.into_inner();
+        let requested_ttl = match req.requested_ttl {
+            None => None,
+            Some(d) if d.seconds > 0 && d.nanos >= 0 => {
+                Some(std::time::Duration::from_secs(d.seconds as u64))
+            }
+            Some(_) => return Err(AuthError::InvalidRequest("requested_ttl must be positive").into()),
+        };
+        let input = ExchangeInput {
+            subject_token: &req.subject_token,
+            headers: &req.headers,
+            subject_token_type: &req.subject_token_type,
+            audience: &req.audience,
+            scopes: &req.scopes,
+            actor_token: &req.actor_token,
+            requested_ttl,
+            issuer: &req.issuer,
+        };
+        let started = std::time::Instant::now();
+        let result = exchanger.exchange(input).await;
+        let latency_us = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(m) => {
+                tracing::info!(granted = true, audience = %req.audience, subject = %m.identity.subject, kid = %m.key_id, latency_us, "exchange")
+            }
+            Err(e) => {
+                tracing::info!(granted = false, audience = %req.audience, reason = e.reason(), latency_us, "exchange")
+            }
+        }
+        let minted = result?;
+        let now = crate::claims::unix_now();
+        Ok(Response::new(pb::ExchangeResponse {
+            access_token: minted.token.clone(),
+            issued_token_type: JWT_TOKEN_TYPE.into(),
+            token_type: "Bearer".into(),
+            expires_at: timestamp(minted.expires_at),
+            expires_in: (minted.expires_at - now).max(0),
+            scopes: minted.scopes.clone(),
+            key_id: minted.key_id.clone(),
+            identity: Some(minted.identity.as_ref().into()),
         }))
     }
 }

@@ -4,6 +4,9 @@
 //! - `GET /healthz`: 200 while the process is alive.
 //! - `GET /readyz`: 200 once config and keys are loaded, 503 once shutdown
 //!   has begun (mirrors gRPC health).
+//! - `GET /.well-known/jwks.json`: the public keys of Exchange's key ring
+//!   (`Cache-Control: public, max-age=…`); 404 without `[exchange]`.
+//! - `GET /.well-known/openid-configuration`: issuer, `jwks_uri`, algorithms.
 
 use axum::Router;
 use axum::extract::State;
@@ -28,9 +31,44 @@ impl Readiness {
     }
 }
 
+/// Documents published on the side port, rendered once at start.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// `{"keys": [...]}`.
+    pub jwks: String,
+    /// The OpenID-style discovery document.
+    pub openid_configuration: String,
+    /// `Cache-Control: public, max-age=<this>`.
+    pub max_age_secs: u64,
+}
+
 /// The side-port router.
-pub fn router(readiness: Readiness) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness)
+pub fn router(readiness: Readiness, published: Option<Published>) -> Router {
+    let router =
+        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness);
+    match published {
+        None => router,
+        Some(p) => {
+            let cache = format!("public, max-age={}", p.max_age_secs);
+            let json = |body: String, cache: String| {
+                get(move || {
+                    let (body, cache) = (body.clone(), cache.clone());
+                    async move {
+                        (
+                            [
+                                (axum::http::header::CONTENT_TYPE, "application/json".to_string()),
+                                (axum::http::header::CACHE_CONTROL, cache),
+                            ],
+                            body,
+                        )
+                    }
+                })
+            };
+            router
+                .route("/.well-known/jwks.json", json(p.jwks, cache.clone()))
+                .route("/.well-known/openid-configuration", json(p.openid_configuration, cache))
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

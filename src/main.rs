@@ -45,6 +45,19 @@ enum Command {
     /// Print a token shaped like a Netlify Identity access token, signed for
     /// the dev issuer (or the issuer named with --issuer).
     Token(TokenArgs),
+    /// Manage Exchange signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new private key (PKCS#8 PEM) for [[exchange.keys]] private_key_file.
+    Generate {
+        /// EdDSA (default), ES256 or RS256.
+        #[arg(long, default_value = "EdDSA")]
+        alg: String,
+    },
 }
 
 #[derive(Args)]
@@ -74,6 +87,10 @@ struct TokenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Generating a key needs no configuration.
+    if let Some(Command::Keys(KeysCommand::Generate { alg })) = &cli.command {
+        return generate_key(alg);
+    }
     let env = |k: &str| std::env::var(k).ok();
     let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let inputs = Inputs {
@@ -98,6 +115,29 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Token(args) => token(&config, args),
+        Command::Keys(_) => ExitCode::SUCCESS,
+    }
+}
+
+fn generate_key(alg: &str) -> ExitCode {
+    let alg = match alg {
+        "EdDSA" => authgate::config::MintAlg::EdDSA,
+        "ES256" => authgate::config::MintAlg::ES256,
+        "RS256" => authgate::config::MintAlg::RS256,
+        other => {
+            eprintln!("unknown --alg {other}: use EdDSA, ES256 or RS256");
+            return ExitCode::from(2);
+        }
+    };
+    match authgate::mint::generate_pkcs8_pem(alg) {
+        Ok(pem) => {
+            print!("{pem}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot generate a key: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,295 @@
+//! Exchange: a verified credential in, a short-lived token for one named
+//! downstream service out (semantics after RFC 8693 token exchange).
+//!
+//! Policy narrows, never widens: the audience must be configured
+//! (`invalid_target`), the user's issuer allowed (`issuer_not_allowed`), a
+//! required role held (`insufficient_role`), and every requested scope
+//! allowed for this user (`invalid_scope`, never silently dropped); no scopes
+//! requested means the audience's defaults. TTL = min(requested, audience
+//! max, the subject token's remaining life unless the audience allows
+//! longer). An actor token (a token authgate minted, or one a configured
+//! issuer accepts) makes the result delegated: `act: {sub: actor}`, `azp`.
+//!
+//! Identical requests within a token's first part of life get the same
+//! token back (keyed by the identity, audience, scopes, actor, requested TTL
+//! **and the active key id**, so a key change never serves a token signed by
+//! the old key).
+
+use crate::claims::unix_now;
+use crate::config::{AudienceConfig, ExchangeConfig};
+use crate::error::AuthError;
+use crate::identity::Identity;
+use crate::mint::{Actor, KeyRing, MintedClaims, new_jti};
+use crate::pipeline::{Authenticator, VerifyInput};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// RFC 8693 token type of an access token (the default subject type).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 token type of a JWT (also accepted; the type authgate issues).
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// One Exchange request, borrowed from the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeInput<'a> {
+    /// The user's token, or empty to read `headers`.
+    pub subject_token: &'a str,
+    /// The incoming request's headers.
+    pub headers: &'a HashMap<String, String>,
+    /// RFC 8693 URI, empty for the default.
+    pub subject_token_type: &'a str,
+    /// The downstream service.
+    pub audience: &'a str,
+    /// Requested scopes.
+    pub scopes: &'a [String],
+    /// The caller's own token, for delegation; empty when absent.
+    pub actor_token: &'a str,
+    /// Requested lifetime.
+    pub requested_ttl: Option<Duration>,
+    /// Configured issuer of the subject token, or empty.
+    pub issuer: &'a str,
+}
+
+/// A minted token and what it was minted for.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The compact JWT.
+    pub token: String,
+    /// The `kid` that signed it.
+    pub key_id: String,
+    /// `iat`.
+    pub issued_at: i64,
+    /// `exp`.
+    pub expires_at: i64,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The user.
+    pub identity: Arc<Identity>,
+}
+
+struct Expiry;
+
+impl moka::Expiry<[u8; 32], Arc<Minted>> for Expiry {
+    fn expire_after_create(&self, _: &[u8; 32], m: &Arc<Minted>, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(m.expires_at.saturating_sub(unix_now()).max(0) as u64))
+    }
+}
+
+/// The Exchange service core. Built once from config.
+pub struct Exchanger {
+    core: Arc<Authenticator>,
+    ring: KeyRing,
+    issuer_url: String,
+    audiences: HashMap<String, AudienceConfig>,
+    cache: Option<moka::sync::Cache<[u8; 32], Arc<Minted>>>,
+    min_remaining: f64,
+}
+
+impl Exchanger {
+    /// Builds the key ring (once) and the policy.
+    pub fn new(core: Arc<Authenticator>, config: &ExchangeConfig) -> Result<Self, String> {
+        let cache = (config.mint_cache_max_entries > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(config.mint_cache_max_entries)
+                .expire_after(Expiry)
+                .build()
+        });
+        Ok(Self {
+            core,
+            ring: KeyRing::new(config)?,
+            issuer_url: config.issuer_url.clone(),
+            audiences: config.audiences.iter().map(|a| (a.name.clone(), a.clone())).collect(),
+            cache,
+            min_remaining: config.mint_cache_min_remaining,
+        })
+    }
+
+    /// The key ring (for the JWKS document).
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// Verifies the subject (and actor), applies the audience's policy and
+    /// mints, or returns the same token minted for an identical request.
+    pub async fn exchange(&self, input: ExchangeInput<'_>) -> Result<Arc<Minted>, AuthError> {
+        if !matches!(input.subject_token_type, "" | ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) {
+            return Err(AuthError::InvalidRequest("unsupported subject_token_type"));
+        }
+        let audience = self.audiences.get(input.audience).ok_or(AuthError::InvalidTarget)?;
+        let verified = self
+            .core
+            .verify(VerifyInput {
+                token: input.subject_token,
+                headers: input.headers,
+                required_roles: &[],
+                issuer: input.issuer,
+                require_signed_proxy: false,
+            })
+            .await?;
+        let identity = verified.identity;
+        if !audience.issuers.is_empty() && !audience.issuers.iter().any(|i| **i == *identity.issuer) {
+            return Err(AuthError::IssuerNotAllowed);
+        }
+        if !identity.has_any_role(&audience.required_roles) {
+            return Err(AuthError::InsufficientRole);
+        }
+        let scopes = grant_scopes(audience, &identity, input.scopes)?;
+        let actor = match input.actor_token {
+            "" => None,
+            token => Some(self.actor(token).await?),
+        };
+        let now = unix_now();
+        let max = audience.max_ttl.as_secs() as i64;
+        let mut ttl = input.requested_ttl.map_or(max, |d| (d.as_secs() as i64).min(max));
+        if !audience.allow_ttl_beyond_subject {
+            ttl = ttl.min(identity.expires_at - now);
+        }
+        if ttl <= 0 {
+            return Err(AuthError::TokenExpired);
+        }
+        let key = self.cache_key(&identity, input, &scopes, actor.as_deref());
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(&key)
+        {
+            let lifetime = (hit.expires_at - hit.issued_at).max(1) as f64;
+            if (hit.expires_at - now) as f64 > self.min_remaining * lifetime {
+                return Ok(hit);
+            }
+        }
+        let claims = MintedClaims {
+            iss: self.issuer_url.clone(),
+            sub: identity.subject.clone(),
+            aud: input.audience.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl,
+            jti: new_jti(),
+            email: identity.email.clone(),
+            roles: identity.roles.clone(),
+            scope: scopes.join(" "),
+            idp: identity.issuer.to_string(),
+            act: actor.clone().map(|sub| Actor { sub }),
+            azp: actor,
+        };
+        let minted = Arc::new(Minted {
+            token: self.ring.sign(&claims)?,
+            key_id: self.ring.active_kid().to_string(),
+            issued_at: now,
+            expires_at: now + ttl,
+            scopes,
+            identity,
+        });
+        if let Some(cache) = &self.cache {
+            cache.insert(key, minted.clone());
+        }
+        Ok(minted)
+    }
+
+    /// The actor's subject: from a token authgate minted (checked against
+    /// its own keys and issuer URL), else from a configured issuer.
+    async fn actor(&self, token: &str) -> Result<String, AuthError> {
+        if let Some(sub) = self.own_token_subject(token)? {
+            return Ok(sub);
+        }
+        let none = HashMap::new();
+        let input = VerifyInput {
+            token,
+            headers: &none,
+            required_roles: &[],
+            issuer: "",
+            require_signed_proxy: false,
+        };
+        Ok(self.core.verify(input).await?.identity.subject.clone())
+    }
+
+    /// `Some(sub)` when `token` was minted by this authgate and is valid;
+    /// `None` when its `kid` is not one of ours.
+    fn own_token_subject(&self, token: &str) -> Result<Option<String>, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken("actor token"))?;
+        let Some(key) = header.kid.as_deref().and_then(|kid| self.ring.decoding_key(kid)) else {
+            return Ok(None);
+        };
+        let (decoding, alg) = key;
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.set_issuer(&[&self.issuer_url]);
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        #[derive(serde::Deserialize)]
+        struct Sub {
+            sub: String,
+        }
+        jsonwebtoken::decode::<Sub>(token, decoding, &validation).map(|d| Some(d.claims.sub)).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                _ => AuthError::BadSignature,
+            }
+        })
+    }
+
+    fn cache_key(
+        &self,
+        id: &Identity,
+        input: ExchangeInput<'_>,
+        scopes: &[String],
+        actor: Option<&str>,
+    ) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_string();
+        let exp = id.expires_at.to_string();
+        let parts: [&str; 9] = [
+            self.ring.active_kid(),
+            &id.issuer,
+            &id.subject,
+            &exp,
+            &id.email,
+            input.audience,
+            actor.unwrap_or(""),
+            &ttl,
+            &id.provider,
+        ];
+        for p in parts
+            .iter()
+            .copied()
+            .chain(scopes.iter().map(String::as_str))
+            .chain(id.roles.iter().map(String::as_str))
+        {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p.as_bytes());
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+}
+
+/// The scopes to grant: the requested ones if each is allowed for this
+/// user, else an error; the audience's defaults when none are requested.
+fn grant_scopes(
+    audience: &AudienceConfig,
+    identity: &Identity,
+    requested: &[String],
+) -> Result<Vec<String>, AuthError> {
+    if requested.is_empty() {
+        return Ok(audience.default_scopes.clone());
+    }
+    let allowed = |s: &String| {
+        audience.scopes.contains(s)
+            || audience
+                .role_scopes
+                .iter()
+                .any(|(role, scopes)| identity.roles.contains(role) && scopes.contains(s))
+    };
+    if !requested.iter().all(allowed) {
+        return Err(AuthError::InvalidScope);
+    }
+    let mut granted: Vec<String> = Vec::new();
+    for s in requested {
+        if !granted.contains(s) {
+            granted.push(s.clone());
+        }
+    }
+    Ok(granted)
+}

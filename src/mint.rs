@@ -1,0 +1,265 @@
+//! authgate's own signing keys and the tokens it mints for Exchange.
+//!
+//! A [`KeyRing`] is built once from config: every key parsed, its public JWK
+//! derived, exactly one *active* key signing. *Next* keys are published
+//! before they sign (verifiers learn them first); *retired* keys stay
+//! published so the tokens they signed keep verifying until they expire.
+//! The JWKS document is rendered once; it never holds private material.
+
+use crate::config::{ExchangeConfig, KeyState, MintAlg};
+use crate::error::AuthError;
+use crate::keys::Secret;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Serialize;
+
+fn jwt_alg(alg: MintAlg) -> Algorithm {
+    match alg {
+        MintAlg::EdDSA => Algorithm::EdDSA,
+        MintAlg::ES256 => Algorithm::ES256,
+        MintAlg::RS256 => Algorithm::RS256,
+    }
+}
+
+fn encoding_key(pem: &Secret, alg: MintAlg) -> Result<EncodingKey, String> {
+    let pem = pem.expose();
+    match alg {
+        MintAlg::EdDSA => EncodingKey::from_ed_pem(pem),
+        MintAlg::ES256 => EncodingKey::from_ec_pem(pem),
+        MintAlg::RS256 => EncodingKey::from_rsa_pem(pem),
+    }
+    .map_err(|_| format!("private key is not a PKCS#8 PEM {} key", alg.as_str()))
+}
+
+/// The public JWK of a private key, as JSON, with `kid`, `alg` and `use`.
+/// Ed25519 and P-256 public keys are derived with aws-lc-rs from the PKCS#8
+/// document; RSA with jsonwebtoken. Only public members are ever written.
+fn public_jwk(pem: &Secret, key: &EncodingKey, alg: MintAlg, kid: &str) -> Result<serde_json::Value, String> {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let der = || {
+        pem::parse(pem.expose()).map(|p| p.into_contents()).map_err(|_| "private key is not PEM".to_string())
+    };
+    let mut jwk = match alg {
+        MintAlg::EdDSA => {
+            let pair = Ed25519KeyPair::from_pkcs8(&der()?).map_err(|_| "not a PKCS#8 Ed25519 key")?;
+            serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
+        }
+        MintAlg::ES256 => {
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der()?)
+                .map_err(|_| "not a PKCS#8 P-256 key")?;
+            // Uncompressed point: 0x04 || x (32) || y (32).
+            let point = pair.public_key().as_ref();
+            if point.len() != 65 || point[0] != 4 {
+                return Err("unexpected P-256 public key encoding".into());
+            }
+            serde_json::json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+        }
+        MintAlg::RS256 => {
+            let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(key, jwt_alg(alg))
+                .map_err(|_| "cannot derive the public key of the RSA key")?;
+            let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = jwk.algorithm else {
+                return Err("not an RSA key".into());
+            };
+            serde_json::json!({"kty": "RSA", "n": rsa.n, "e": rsa.e})
+        }
+    };
+    jwk["kid"] = kid.into();
+    jwk["alg"] = alg.as_str().into();
+    jwk["use"] = "sig".into();
+    Ok(jwk)
+}
+
+/// Checks at config time that a PEM parses as `alg` and yields a public key.
+pub fn check_private_key(pem: &Secret, alg: MintAlg) -> Result<(), String> {
+    let key = encoding_key(pem, alg)?;
+    public_jwk(pem, &key, alg, "check").map(|_| ())
+}
+
+/// A new private key as PKCS#8 PEM (`authgate keys generate`).
+pub fn generate_pkcs8_pem(alg: MintAlg) -> Result<String, String> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+    let rng = SystemRandom::new();
+    let der: Vec<u8> = match alg {
+        MintAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| e.to_string())?.as_ref().to_vec(),
+        MintAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .to_vec(),
+        MintAlg::RS256 => {
+            use aws_lc_rs::encoding::AsDer;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| e.to_string())?;
+            pair.as_der().map_err(|e| e.to_string())?.as_ref().to_vec()
+        }
+    };
+    Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der)))
+}
+
+/// One key of the ring.
+struct RingKey {
+    kid: String,
+    alg: MintAlg,
+    state: KeyState,
+    encoding: EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
+}
+
+/// The signing keys, built once at load time.
+pub struct KeyRing {
+    keys: Vec<RingKey>,
+    active: usize,
+    jwks: String,
+}
+
+impl KeyRing {
+    /// Parses every key (validated already by config) and renders the JWKS.
+    pub fn new(config: &ExchangeConfig) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        let mut published = Vec::new();
+        for k in &config.keys {
+            let encoding = encoding_key(&k.private_key, k.alg)?;
+            let jwk = public_jwk(&k.private_key, &encoding, k.alg, &k.kid)?;
+            let decoding = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
+                .ok()
+                .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(&j).ok())
+                .ok_or("cannot build a verification key from the public JWK")?;
+            published.push(jwk);
+            keys.push(RingKey { kid: k.kid.clone(), alg: k.alg, state: k.state, encoding, decoding });
+        }
+        let active = keys.iter().position(|k| k.state == KeyState::Active).ok_or("no active key")?;
+        let jwks = serde_json::json!({ "keys": published }).to_string();
+        Ok(Self { keys, active, jwks })
+    }
+
+    /// The `kid` of the key that signs now.
+    pub fn active_kid(&self) -> &str {
+        &self.keys[self.active].kid
+    }
+
+    /// The algorithms of every published key.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<&'static str> = self.keys.iter().map(|k| k.alg.as_str()).collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
+    }
+
+    /// `{"keys": [...]}` with the public keys of next, active and retired keys.
+    pub fn jwks_json(&self) -> &str {
+        &self.jwks
+    }
+
+    /// The verification key and algorithm of a published key.
+    pub fn decoding_key(&self, kid: &str) -> Option<(&jsonwebtoken::DecodingKey, Algorithm)> {
+        self.keys.iter().find(|k| k.kid == kid).map(|k| (&k.decoding, jwt_alg(k.alg)))
+    }
+
+    /// Signs `claims` with the active key.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
+        let key = &self.keys[self.active];
+        let mut header = Header::new(jwt_alg(key.alg));
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|_| AuthError::Internal("signing failed"))
+    }
+}
+
+/// The `act` claim of a delegated token (RFC 8693 §4.1).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Actor {
+    /// The acting party's subject.
+    pub sub: String,
+}
+
+/// The claims of a minted token. Typed: nothing is templated.
+#[derive(Debug, Clone, Serialize)]
+pub struct MintedClaims {
+    /// authgate's configured issuer URL.
+    pub iss: String,
+    /// The user's subject.
+    pub sub: String,
+    /// The downstream service.
+    pub aud: String,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before (= `iat`).
+    pub nbf: i64,
+    /// Expiry.
+    pub exp: i64,
+    /// Random, unique.
+    pub jti: String,
+    /// The user's email, when known.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    /// The user's roles.
+    pub roles: Vec<String>,
+    /// Granted scopes, space-delimited.
+    pub scope: String,
+    /// The configured issuer that verified the user.
+    pub idp: String,
+    /// The acting party, when delegated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The calling party, when known (the actor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+}
+
+/// A random `jti`: 128 bits, base64url.
+pub fn new_jti() -> String {
+    use base64::Engine;
+    let raw: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_publish_no_private_material() {
+        for alg in [MintAlg::EdDSA, MintAlg::ES256, MintAlg::RS256] {
+            let pem = Secret::new(generate_pkcs8_pem(alg).unwrap().into_bytes());
+            check_private_key(&pem, alg).unwrap();
+            let jwk = public_jwk(&pem, &encoding_key(&pem, alg).unwrap(), alg, "k1").unwrap();
+            assert_eq!(jwk["kid"], "k1");
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["alg"], alg.as_str());
+            for private in ["d", "p", "q", "dp", "dq", "qi", "k", "oth"] {
+                assert!(jwk.get(private).is_none(), "{jwk}");
+            }
+            // The published key verifies what the private key signs.
+            let ring = KeyRing::new(&crate::config::ExchangeConfig {
+                issuer_url: "https://a".into(),
+                public_base_url: "https://a".into(),
+                jwks_max_age: std::time::Duration::from_secs(1),
+                mint_cache_max_entries: 0,
+                mint_cache_min_remaining: 0.5,
+                keys: vec![crate::config::SigningKeyConfig {
+                    kid: "k1".into(),
+                    alg,
+                    state: KeyState::Active,
+                    private_key: pem.clone(),
+                }],
+                audiences: vec![],
+            })
+            .unwrap();
+            let token = ring.sign(&serde_json::json!({"sub": "x", "exp": 4_102_444_799_i64})).unwrap();
+            let (key, jalg) = ring.decoding_key("k1").unwrap();
+            let mut v = jsonwebtoken::Validation::new(jalg);
+            v.validate_aud = false;
+            jsonwebtoken::decode::<serde_json::Value>(&token, key, &v).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_algorithm_is_refused() {
+        let pem = Secret::new(generate_pkcs8_pem(MintAlg::EdDSA).unwrap().into_bytes());
+        assert!(check_private_key(&pem, MintAlg::ES256).is_err());
+        assert!(
+            check_private_key(&Secret::new(b"not a pem at all, really".to_vec()), MintAlg::EdDSA).is_err()
+        );
+    }
+}
