@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs clients/node's dependencies from its lock file. Idempotent:
-# skips when node_modules matches package-lock.json.
+# Installs the Node dependencies of clients/node (the README example) and
+# tests/node (test helpers) from their lock files. Idempotent: skips a
+# folder whose node_modules matches its package-lock.json.
 set -euo pipefail
-cd "$(dirname "$0")/../clients/node"
+root="$(cd "$(dirname "$0")/.." && pwd)"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
@@ -11,10 +12,13 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     exit 1
   fi
 fi
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-stamp=node_modules/.lock.sha256
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
-fi
-npm ci --no-audit --no-fund --loglevel=error
-echo "$want" > "$stamp"
+for dir in "$root/clients/node" "$root/tests/node"; do
+  cd "$dir"
+  want=$(sha256sum package-lock.json | cut -d' ' -f1)
+  stamp=node_modules/.lock.sha256
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    continue
+  fi
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+done
