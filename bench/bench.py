@@ -151,6 +151,8 @@ def main():
                     help="authgate log level; info (the default) writes one decision line per request")
     ap.add_argument("--hosted", action="store_true",
                     help="hosted Netlify Identity issuer against a GoTrue stand-in, plus a 1,000-token cache run")
+    ap.add_argument("--exchange", choices=["cached", "uncached"],
+                    help="drive Exchange (EdDSA key, audience 'bench') instead of Verify")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
@@ -173,6 +175,15 @@ def main():
                   f'cache_max_entries = {max(10_000, 2 * args.distinct_tokens)}\n')
     else:
         issuer = ""
+    exchange = ""
+    if args.exchange:
+        key = work / "signing.pem"
+        key.write_text(subprocess.run([str(BIN), "keys", "generate", "--alg", "EdDSA"],
+                                      capture_output=True, text=True, check=True).stdout)
+        exchange = (f'[exchange]\nissuer_url = "https://authgate.bench"\n'
+                    f'mint_cache_max_entries = {0 if args.exchange == "uncached" else 10000}\n'
+                    f'[[exchange.keys]]\nkid = "bench"\nprivate_key_file = "{key}"\n'
+                    f'[[exchange.audiences]]\nname = "bench"\nscopes = ["read"]\ndefault_scopes = ["read"]\n')
     cfg.write_text(f"""
 [server]
 grpc_addr = "{grpc_addr}"
@@ -181,6 +192,7 @@ http_addr = "127.0.0.1:{free_port()}"
 format = "json"
 level = "{args.log_level}"
 {"" if args.cache_entries is None else f"[cache]{chr(10)}max_entries = {args.cache_entries}{chr(10)}"}
+{exchange}
 [[issuers]]
 name = "netlify"
 {issuer}""")
@@ -190,6 +202,8 @@ name = "netlify"
     token = gotrue_token(secret.encode(), str(uuid.uuid4()))
     verify_file = work / "verify.bin"
     verify_file.write_bytes(verify_body(token))
+    if args.exchange:  # ExchangeRequest{subject_token = 1, audience = 4}
+        verify_file.write_bytes(grpc_frame(b"\x0a" + varint(len(token)) + token.encode() + b"\x22\x05bench"))
     health_body = work / "health.bin"
     health_body.write_bytes(grpc_frame(b""))
 
@@ -214,7 +228,7 @@ name = "netlify"
         log = work / "h2.log"
         configs = {
             "control": ("/grpc.health.v1.Health/Check", health_body),
-            "verify": ("/authgate.v1.AuthService/Verify", verify_file),
+            "verify": ("/authgate.v1.AuthService/" + ("Exchange" if args.exchange else "Verify"), verify_file),
         }
         for name, (path, body) in configs.items():  # warm-up
             h2load(grpc_addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log)
@@ -253,7 +267,8 @@ name = "netlify"
     print(f"h2load -c {args.connections} -m {args.streams} -t 1, {args.requests} requests per run, "
           f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines), "
           f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}, "
-          f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else 'hs256'}")
+          f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else 'hs256'}"
+          f"{', Exchange ' + args.exchange + ' (the verify row)' if args.exchange else ''}")
     print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, rows in results.items():
         med = lambda i: statistics.median(r[i] for r in rows)

@@ -106,10 +106,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(auth)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc),
-            stopped(stop_rx.clone()),
-        );
+        .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
     let readiness = Readiness::default();
     let http = axum::serve(listeners.http, router(readiness.clone(), published))
         .with_graceful_shutdown(stopped(stop_rx));
@@ -156,6 +153,20 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Accepted gRPC connections with Nagle's algorithm off: a response written
+/// in more than one piece (headers, data, trailers) must not wait for the
+/// peer's delayed ACK (~40 ms). tonic sets this only on listeners it binds.
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
