@@ -9,7 +9,7 @@
 use crate::config::{ExchangeConfig, KeyState, MintAlg};
 use crate::error::AuthError;
 use crate::keys::Secret;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::Serialize;
 
 fn jwt_alg(alg: MintAlg) -> Algorithm {
@@ -102,8 +102,50 @@ struct RingKey {
     kid: String,
     alg: MintAlg,
     state: KeyState,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// `BASE64URL({"alg":…,"typ":"JWT","kid":…}) "."`, rendered once.
+    header_prefix: String,
     decoding: jsonwebtoken::DecodingKey,
+}
+
+/// A private key parsed once at load time. (jsonwebtoken would re-parse
+/// the PKCS#8 document on every `encode`.)
+enum Signer {
+    Ed25519(aws_lc_rs::signature::Ed25519KeyPair),
+    Ecdsa(aws_lc_rs::signature::EcdsaKeyPair),
+    Rsa(aws_lc_rs::rsa::KeyPair),
+}
+
+impl Signer {
+    fn new(pem: &Secret, alg: MintAlg) -> Result<Self, String> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+        let der = pem::parse(pem.expose()).map_err(|_| "private key is not PEM")?.into_contents();
+        let bad = |_| format!("private key is not a PKCS#8 {} key", alg.as_str());
+        Ok(match alg {
+            MintAlg::EdDSA => Self::Ed25519(Ed25519KeyPair::from_pkcs8(&der).map_err(bad)?),
+            MintAlg::ES256 => {
+                Self::Ecdsa(EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der).map_err(bad)?)
+            }
+            MintAlg::RS256 => Self::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(&der).map_err(bad)?),
+        })
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, AuthError> {
+        let failed = |_| AuthError::Internal("signing failed");
+        match self {
+            Self::Ed25519(k) => Ok(k.sign(message).as_ref().to_vec()),
+            Self::Ecdsa(k) => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                Ok(k.sign(&rng, message).map_err(failed)?.as_ref().to_vec())
+            }
+            Self::Rsa(k) => {
+                let rng = aws_lc_rs::rand::SystemRandom::new();
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut sig).map_err(failed)?;
+                Ok(sig)
+            }
+        }
+    }
 }
 
 /// The signing keys, built once at load time.
@@ -121,12 +163,22 @@ impl KeyRing {
         for k in &config.keys {
             let encoding = encoding_key(&k.private_key, k.alg)?;
             let jwk = public_jwk(&k.private_key, &encoding, k.alg, &k.kid)?;
+            let signer = Signer::new(&k.private_key, k.alg)?;
+            let header = serde_json::json!({"alg": k.alg.as_str(), "typ": "JWT", "kid": k.kid});
+            let header_prefix = format!("{}.", b64url(header.to_string().as_bytes()));
             let decoding = serde_json::from_value::<jsonwebtoken::jwk::Jwk>(jwk.clone())
                 .ok()
                 .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(&j).ok())
                 .ok_or("cannot build a verification key from the public JWK")?;
             published.push(jwk);
-            keys.push(RingKey { kid: k.kid.clone(), alg: k.alg, state: k.state, encoding, decoding });
+            keys.push(RingKey {
+                kid: k.kid.clone(),
+                alg: k.alg,
+                state: k.state,
+                signer,
+                header_prefix,
+                decoding,
+            });
         }
         let active = keys.iter().position(|k| k.state == KeyState::Active).ok_or("no active key")?;
         let jwks = serde_json::json!({ "keys": published }).to_string();
@@ -156,13 +208,19 @@ impl KeyRing {
         self.keys.iter().find(|k| k.kid == kid).map(|k| (&k.decoding, jwt_alg(k.alg)))
     }
 
-    /// Signs `claims` with the active key.
+    /// Signs `claims` with the active key: a compact JWS with the header
+    /// `{"alg", "typ": "JWT", "kid"}`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, AuthError> {
         let key = &self.keys[self.active];
-        let mut header = Header::new(jwt_alg(key.alg));
-        header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding)
-            .map_err(|_| AuthError::Internal("signing failed"))
+        let payload =
+            serde_json::to_vec(claims).map_err(|_| AuthError::Internal("claims do not serialise"))?;
+        let mut jws = String::with_capacity(key.header_prefix.len() + payload.len() * 4 / 3 + 400);
+        jws.push_str(&key.header_prefix);
+        jws.push_str(&b64url(&payload));
+        let signature = key.signer.sign(jws.as_bytes())?;
+        jws.push('.');
+        jws.push_str(&b64url(&signature));
+        Ok(jws)
     }
 }
 
@@ -207,11 +265,15 @@ pub struct MintedClaims {
     pub azp: Option<String>,
 }
 
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A random `jti`: 128 bits, base64url.
 pub fn new_jti() -> String {
-    use base64::Engine;
     let raw: [u8; 16] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    b64url(&raw)
 }
 
 #[cfg(test)]
