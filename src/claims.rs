@@ -7,6 +7,10 @@ use crate::error::AuthError;
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// `sub` values of Netlify's operator/admin token, which GoTrue turns into
+/// its in-memory super admin (`NewSystemUser`): never an end user.
+pub const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
+
 /// Seconds since the Unix epoch: the clock every `exp`/`nbf` check uses.
 /// 0 if the clock is before 1970, which then fails every `exp` check
 /// (closed, not open).

@@ -81,18 +81,6 @@ async fn exchange(server: &TestServer, req: ExchangeRequest) -> Result<ExchangeR
         .map_err(|s| (s.code(), s.get_details_error_info().map(|i| i.reason).unwrap_or_default()))
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    (head.to_lowercase(), body.to_string())
-}
-
 /// Verifies `(token, aud)` pairs with PyJWT and with jose; both must agree.
 fn verify_independently(jwks_url: &str, tokens: &[(String, &str)]) -> Vec<Value> {
     let input = Value::from(tokens.iter().map(|(t, a)| json!({"token": t, "aud": a})).collect::<Vec<_>>())

@@ -22,14 +22,8 @@ async fn health(server: &TestServer, service: &str) -> ServingStatus {
 }
 
 async fn http_status(addr: SocketAddr, path: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect http");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line")
+    let (head, _) = http_get(addr, path).await;
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status line")
 }
 
 fn config_with(extra_server: &str) -> String {

@@ -7,16 +7,13 @@
 //! `iss` → `aud` → `sub` (required; system principal refused) → roles.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims, unix_now};
+use crate::claims::{ClaimPath, Claims, SYSTEM_SUBJECTS, unix_now};
 use crate::config::{Hs256Settings, IssuerConfig};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::{CompactJws, signature_buffer};
 use crate::keys::{HmacKeySet, KeySlot};
 use std::sync::Arc;
-
-/// `sub` values GoTrue turns into its in-memory super admin (`NewSystemUser`).
-const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
 
 /// One HS256 issuer.
 pub struct Hs256Verifier {

@@ -27,17 +27,13 @@
 //! unavailability never is.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims, unix_now};
+use crate::claims::{ClaimPath, Claims, SYSTEM_SUBJECTS, unix_now};
 use crate::config::{IdentitySettings, IssuerConfig};
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::CompactJws;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// `sub` values of Netlify's operator token: never a user, and GoTrue's
-/// `/user` cannot answer for them.
-const SYSTEM_SUBJECTS: [&str; 2] = ["0", "00000000-0000-0000-0000-000000000000"];
 
 #[derive(Clone)]
 struct Positive {

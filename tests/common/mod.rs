@@ -226,3 +226,16 @@ pub fn grpc_frame(message: &[u8]) -> bytes::Bytes {
     out.extend_from_slice(message);
     out.into()
 }
+
+/// A plain HTTP/1.1 GET on the side port: (lower-cased head, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect http");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    (head.to_lowercase(), body.to_string())
+}
