@@ -13,14 +13,15 @@
 //! | [`config`] | TOML + `AUTHGATE_*` env + `*_FILE` secrets, validated in one pass; zero-config dev mode |
 //! | [`credential`] | finds the one credential in a request (token field, `Authorization: Bearer`, `nf_jwt` cookie) |
 //! | [`jws`] | compact JWS split and header decode, before any key is touched |
-//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier (`hs256`) |
+//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier: `hs256` (shared secret), `introspect` (hosted Netlify Identity via GoTrue `/user`), `nf_sign` (Netlify signed-proxy attestation) |
 //! | [`claims`] | reading verified claims: dates, `aud`, role paths |
 //! | [`identity`] | the normalised [`Identity`] and its protobuf form |
 //! | [`keys`] | [`keys::Secret`] (redacted, zeroised) and key sets built at load time |
 //! | [`error`] | [`AuthError`]: every denial, mapped once to gRPC code, HTTP status, reason |
 //! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
+//! | [`exchange`], [`mint`] | Exchange policy; authgate's signing key ring, minted claims, JWKS |
 //! | [`pipeline`] | the transport-free request path and the decision log line |
-//! | [`grpc`], [`http`] | thin adapters: AuthService over tonic; `/healthz`, `/readyz` over axum |
+//! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, JWKS and discovery over axum |
 //! | [`app`] | wiring, health reporting, graceful shutdown: [`app::run`] |
 //! | [`gotrue_token`] | mints GoTrue-shaped tokens for `authgate token` |
 //! | [`telemetry`] | log setup |
@@ -28,7 +29,9 @@
 //! # Data flow
 //!
 //! ```text
-//!  gRPC AuthService/Verify ──► VerifyInput { token | headers, required_roles, issuer }
+//!  gRPC AuthService/Verify ──► VerifyInput { token | headers, required_roles, issuer, require_signed_proxy }
+//!                                   │
+//!                  verify::nf_sign (x-nf-sign present? verify it; required? must be there)
 //!                                   │
 //!                  credential::extract ──► Credential { token, source }
 //!                                   │
@@ -42,6 +45,9 @@
 //!                  Identity ──► required roles (any-of) ──► decision log line
 //!                                   │
 //!  adapter translates: VerifyResponse | Status(code, ErrorInfo{domain: authgate, reason})
+//!
+//!  gRPC AuthService/Exchange ──► exchange::Exchanger: the same pipeline for the subject (and actor)
+//!        ──► audience policy (target, issuers, roles, scopes, TTL) ──► mint::KeyRing::sign ──► ExchangeResponse
 //! ```
 #![deny(missing_docs)]
 
