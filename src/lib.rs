@@ -37,7 +37,7 @@
 //!                                   │
 //!                  jws::CompactJws::parse  (size, shape, header; no key yet)
 //!                                   │
-//!                  verify::Issuers::route  (name | unverified iss peek | default)
+//!                  verify::Issuers::preselect / route_by_token  (name | only one | unverified iss peek | default)
 //!                                   │
 //!                  cache::IdentityCache (hit: exp re-checked) ─┐ miss:
 //!                  Verifier::verify ──► hs256: alg → HMAC (current, previous) → exp/nbf/iss/aud/sub

@@ -1,6 +1,7 @@
 //! Verifiers and the issuer dispatch.
 //!
-//! Each configured issuer is one [`Verifier`]. [`Issuers::route`] picks the
+//! Each configured issuer is one [`Verifier`]. [`Issuers::preselect`] and
+//! [`Issuers::route_by_token`] pick the
 //! one that owns a token, and that verifier's answer is final: a token an
 //! issuer claimed and rejected never falls through to another issuer.
 //!
