@@ -7,5 +7,6 @@ scripts/python-env.sh
 scripts/node-env.sh
 scripts/go-env.sh
 scripts/netlify-env.sh
+scripts/nginx-env.sh
 export AUTHGATE_TEST_PYTHON="$PWD/.venv/bin/python"
 exec cargo test --locked "$@"

@@ -108,7 +108,7 @@ pub async fn run(
         .add_service(auth)
         .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
     let readiness = Readiness::default();
-    let http = axum::serve(listeners.http, router(readiness.clone(), published))
+    let http = axum::serve(listeners.http, router(readiness.clone(), published, core.clone()))
         .with_graceful_shutdown(stopped(stop_rx));
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });

@@ -7,11 +7,14 @@
 //! - `GET /.well-known/jwks.json`: the public keys of Exchange's key ring
 //!   (`Cache-Control: public, max-age=…`); 404 without `[exchange]`.
 //! - `GET /.well-known/openid-configuration`: issuer, `jwks_uri`, algorithms.
+//! - `/forward-auth[/…]`, any method: forward-auth for nginx, Traefik and
+//!   Caddy ([`crate::forward_auth`]).
 
+use crate::pipeline::Authenticator;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{any, get};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -43,9 +46,16 @@ pub struct Published {
 }
 
 /// The side-port router.
-pub fn router(readiness: Readiness, published: Option<Published>) -> Router {
-    let router =
-        Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(readiness);
+pub fn router(readiness: Readiness, published: Option<Published>, core: Arc<Authenticator>) -> Router {
+    let forward_auth = Router::new()
+        .route("/forward-auth", any(crate::forward_auth::handle))
+        .route("/forward-auth/{*rest}", any(crate::forward_auth::handle))
+        .with_state(core);
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+        .merge(forward_auth);
     match published {
         None => router,
         Some(p) => {

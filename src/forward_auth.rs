@@ -1,0 +1,147 @@
+//! HTTP forward-auth (nginx `auth_request`, Traefik ForwardAuth, Caddy
+//! `forward_auth`): a thin adapter over the same core as Verify.
+//!
+//! `GET|POST|… /forward-auth[/anything]` reads the credential from the
+//! forwarded request's headers (`Authorization: Bearer`, cookie `nf_jwt`,
+//! `x-nf-sign`), never from a query string. Policy comes from the query of
+//! the forward-auth URL itself, which the proxy operator writes in the proxy
+//! config (not the client): `issuer=NAME`, `role=R` (repeatable, any-of),
+//! `signed_proxy=required`.
+//!
+//! Allow: 200 with `x-authgate-subject`, `x-authgate-email`,
+//! `x-authgate-roles` (comma-separated) and `x-authgate-issuer` for the proxy
+//! to copy to the upstream. Deny: 401 with `WWW-Authenticate: Bearer
+//! realm="authgate"` (plus `error="invalid_token"` unless the credential was
+//! simply missing), 403 for a missing role, 503 with `Retry-After` when a
+//! dependency is down, 400 for malformed requests; a JSON body
+//! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
+//! understands only 2xx, 401 and 403 and turns anything else into 500.
+
+use crate::error::AuthError;
+use crate::pipeline::{Authenticator, VerifyInput};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Identity headers set on allow (the proxy copies them upstream).
+pub const SUBJECT_HEADER: &str = "x-authgate-subject";
+/// See [`SUBJECT_HEADER`].
+pub const EMAIL_HEADER: &str = "x-authgate-email";
+/// See [`SUBJECT_HEADER`]; comma-separated.
+pub const ROLES_HEADER: &str = "x-authgate-roles";
+/// See [`SUBJECT_HEADER`].
+pub const ISSUER_HEADER: &str = "x-authgate-issuer";
+/// The denial's reason, on every denial.
+pub const REASON_HEADER: &str = "x-authgate-reason";
+
+/// Seconds a client should wait after a 503 without a better hint.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+/// Handles one forward-auth request.
+pub async fn handle(
+    State(core): State<Arc<Authenticator>>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut issuer = String::new();
+    let mut roles = Vec::new();
+    let mut require_signed_proxy = false;
+    for (k, v) in params {
+        match k.as_str() {
+            "issuer" => issuer = v,
+            "role" => roles.push(v),
+            "signed_proxy" => require_signed_proxy = v == "required",
+            _ => {}
+        }
+    }
+    let request_headers = flatten(&headers);
+    let input = VerifyInput {
+        token: "",
+        headers: &request_headers,
+        required_roles: &roles,
+        issuer: &issuer,
+        require_signed_proxy,
+    };
+    match core.verify(input).await {
+        Ok(v) => {
+            let id = &v.identity;
+            let mut resp = StatusCode::OK.into_response();
+            let h = resp.headers_mut();
+            for (name, value) in [
+                (SUBJECT_HEADER, id.subject.clone()),
+                (EMAIL_HEADER, id.email.clone()),
+                (ROLES_HEADER, id.roles.join(",")),
+                (ISSUER_HEADER, id.issuer.to_string()),
+            ] {
+                // A value that is not a valid header (control characters in
+                // a claim) is left out rather than passed on mangled.
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    h.insert(name, value);
+                }
+            }
+            resp
+        }
+        Err(e) => denial(&e),
+    }
+}
+
+/// The HTTP form of a denial.
+pub fn denial(e: &AuthError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let error = match status {
+        StatusCode::UNAUTHORIZED if matches!(e, AuthError::MissingCredential) => "unauthorized",
+        StatusCode::UNAUTHORIZED => "invalid_token",
+        StatusCode::FORBIDDEN => "insufficient_scope",
+        StatusCode::BAD_REQUEST => "invalid_request",
+        StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+        _ => "server_error",
+    };
+    let body = serde_json::json!({"error": error, "reason": e.reason()}).to_string();
+    let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    let h = resp.headers_mut();
+    h.insert(REASON_HEADER, HeaderValue::from_static(e.reason()));
+    if status == StatusCode::UNAUTHORIZED {
+        // RFC 6750 §3: no error code when the request simply lacked a credential.
+        let challenge = if matches!(e, AuthError::MissingCredential) {
+            HeaderValue::from_static("Bearer realm=\"authgate\"")
+        } else {
+            HeaderValue::from_static("Bearer realm=\"authgate\", error=\"invalid_token\"")
+        };
+        h.insert(axum::http::header::WWW_AUTHENTICATE, challenge);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let secs = match e {
+            AuthError::UpstreamRateLimited { retry_after_secs: Some(s) } => *s,
+            _ => DEFAULT_RETRY_AFTER_SECS,
+        };
+        h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Header map → name (lower case) to value; repeated `cookie` headers are
+/// joined with "; " (as HTTP/2 splits them), any other repeated header is
+/// kept once per distinct name-case so duplicates are still detected.
+fn flatten(headers: &HeaderMap) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = HashMap::new();
+    for (name, value) in headers {
+        let Ok(value) = value.to_str() else { continue };
+        match out.get_mut(name.as_str()) {
+            Some(existing) if name == axum::http::header::COOKIE => {
+                existing.push_str("; ");
+                existing.push_str(value);
+            }
+            // A second Authorization or x-nf-sign: keep both visible to the
+            // core (which refuses duplicates) under a distinct key.
+            Some(_) => {
+                out.insert(name.as_str().to_ascii_uppercase(), value.to_string());
+            }
+            None => {
+                out.insert(name.as_str().to_string(), value.to_string());
+            }
+        }
+    }
+    out
+}

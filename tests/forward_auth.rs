@@ -1,0 +1,188 @@
+//! HTTP forward-auth: directly, and behind a real nginx (`auth_request`)
+//! running deploy/nginx/nginx.conf in front of an upstream that echoes the
+//! headers it receives.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// GET with extra headers over plain HTTP/1.1: (status, lower-cased head, body).
+async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!("GET {path} HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+/// An upstream that answers every request with the headers it received.
+async fn echo_upstream() -> SocketAddr {
+    async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
+        let map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), Value::from(v.to_str().unwrap_or(""))))
+            .collect();
+        axum::Json(Value::Object(map))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(echo);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+fn member_token() -> String {
+    gotrue_token(
+        &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000001", "email": "m@example.com",
+                "app_metadata": {"provider": "email", "roles": ["member"]}}),
+        SECRET,
+    )
+}
+
+#[tokio::test]
+async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
+    let server = TestServer::start(&standard_config()).await;
+    let good = gotrue_token(&gotrue_claims(), SECRET);
+    let bearer = format!("Bearer {good}");
+    let (status, head, _) = get(server.http, "/forward-auth", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("x-authgate-subject: 775a5344-0c6d-4dc6-9ac7-d2d646e071ec"), "{head}");
+    assert!(head.contains("x-authgate-roles: member,admin"), "{head}");
+    let (status, head, body) = get(server.http, "/forward-auth/any/suffix", &[]).await;
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer realm=\"authgate\"\r\n"), "{head}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"error": "unauthorized", "reason": "missing_credential"})
+    );
+    let expired = gotrue_token(&json!({"sub": "x", "exp": now() - 600}), SECRET);
+    let (status, head, _) =
+        get(server.http, "/forward-auth", &[("authorization", &format!("Bearer {expired}"))]).await;
+    assert_eq!(status, 401);
+    assert!(
+        head.contains("error=\"invalid_token\"") && head.contains("x-authgate-reason: token_expired"),
+        "{head}"
+    );
+    let (status, head, _) = get(server.http, "/forward-auth?role=owner", &[("authorization", &bearer)]).await;
+    assert_eq!((status, head.contains("x-authgate-reason: insufficient_role")), (403, true), "{head}");
+    // The token is never read from the query string.
+    let (status, _, _) =
+        get(server.http, &format!("/forward-auth?token={good}&access_token={good}"), &[]).await;
+    assert_eq!(status, 401);
+
+    // A dependency down is 503 with Retry-After, never 401.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let hosted = TestServer::start(&format!(
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{url}\"\n"
+    ))
+    .await;
+    let (status, head, _) = get(hosted.http, "/forward-auth", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 503);
+    assert!(
+        head.contains("retry-after: 5") && head.contains("x-authgate-reason: upstream_unavailable"),
+        "{head}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_real_nginx() {
+    let server = TestServer::start(&standard_config()).await;
+    let upstream = echo_upstream().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let prefix = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(prefix.path().join("tmp")).unwrap();
+    let conf = std::fs::read_to_string(repo_root().join("deploy/nginx/nginx.conf"))
+        .unwrap()
+        .replace("127.0.0.1:8080", &server.http.to_string())
+        .replace("127.0.0.1:9000", &upstream.to_string())
+        .replace("127.0.0.1:8000", &port.to_string());
+    std::fs::write(prefix.path().join("nginx.conf"), conf).unwrap();
+    std::fs::copy(
+        repo_root().join("deploy/nginx/authgate_identity.conf"),
+        prefix.path().join("authgate_identity.conf"),
+    )
+    .unwrap();
+    let nginx = which("nginx").expect("nginx is not installed: run scripts/test.sh (scripts/nginx-env.sh)");
+    let test = Command::new(&nginx)
+        .arg("-t")
+        .arg("-p")
+        .arg(prefix.path())
+        .arg("-c")
+        .arg("nginx.conf")
+        .output()
+        .unwrap();
+    assert!(test.status.success(), "nginx -t: {}", String::from_utf8_lossy(&test.stderr));
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(&nginx)
+        .arg("-p")
+        .arg(prefix.path())
+        .arg("-c")
+        .arg("nginx.conf")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(port).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "nginx did not start");
+
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let member = format!("Bearer {}", member_token());
+    let (status, head, _) = get(port, "/api/orders", &[]).await;
+    let no_token = (status, head.contains("www-authenticate: bearer realm=\"authgate\""));
+    let (status, _, body) = get(
+        port,
+        "/api/orders",
+        &[("authorization", &admin), ("x-authgate-subject", "attacker"), ("x-authgate-roles", "owner")],
+    )
+    .await;
+    let granted = (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null));
+    let (member_admin, _, _) = get(port, "/admin/panel", &[("authorization", &member)]).await;
+    let (admin_admin, _, _) = get(port, "/admin/panel", &[("authorization", &admin)]).await;
+    let (forged, head, _) = get(port, "/api/orders", &[("authorization", "Bearer a.b.c")]).await;
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+
+    assert_eq!(no_token, (401, true), "no token");
+    assert_eq!(granted.0, 200, "{:?}", granted.1);
+    let seen = &granted.1;
+    assert_eq!(seen["x-authgate-subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec", "{seen}");
+    assert_eq!(seen["x-authgate-roles"], "member,admin", "spoofed roles reached the upstream: {seen}");
+    assert_eq!(seen["x-authgate-issuer"], "netlify");
+    assert!(seen.get("authorization").is_none(), "the user's token reached the upstream: {seen}");
+    assert_eq!(member_admin, 403, "member on an admin route");
+    assert_eq!(admin_admin, 200, "admin on an admin route");
+    assert_eq!(forged, 401, "{head}");
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .chain(["/usr/sbin", "/sbin"])
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.exists())
+}
