@@ -126,18 +126,15 @@ def main():
     ap.add_argument("--requests", type=int, default=60_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="authgate-envoy-bench-"))
-    secret = secrets.token_bytes(32)
-    token = gotrue_token(secret, "775a5344-0c6d-4dc6-9ac7-d2d646e071ec")
+    # Text, because authgate reads it from an environment variable; the same
+    # bytes are the HMAC key on every side (authgate, jwt_authn's oct key).
+    hs_key = secrets.token_urlsafe(32).encode()
+    token = gotrue_token(hs_key, "775a5344-0c6d-4dc6-9ac7-d2d646e071ec")
     grpc, noop = free_port(), free_port()
     cfg = work / "authgate.toml"
     cfg.write_text(f'[server]\ngrpc_addr = "127.0.0.1:{grpc}"\nhttp_addr = "127.0.0.1:{free_port()}"\n'
                    f'[log]\nformat = "json"\n[[issuers]]\nname = "netlify"\n')
-    env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=secret.decode("latin-1"))
-    # The secret must be valid UTF-8 text for the env var: use its base64 form on both sides.
-    text_secret = base64.urlsafe_b64encode(secret).decode()
-    env["AUTHGATE_ISSUER_NETLIFY_SECRET"] = text_secret
-    token = gotrue_token(text_secret.encode(), "775a5344-0c6d-4dc6-9ac7-d2d646e071ec")
-    hs_key = text_secret.encode()
+    env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=hs_key.decode())
     authgate = subprocess.Popen([str(ROOT / "target/release/authgate"), "--config", str(cfg)], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(work / "authgate.log", "wb"))
     noop_srv = subprocess.Popen([str(ROOT / "target/release/examples/noop_ext_authz"), f"127.0.0.1:{noop}"],
