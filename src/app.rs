@@ -98,7 +98,7 @@ pub async fn run(
     let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(
         core.clone(),
         exchanger.clone(),
-        crate::ext_authz::DEFAULT_DEADLINE,
+        config.decision_deadline,
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let auth = AuthServiceServer::new(AuthGrpc::new(core.clone(), exchanger))

@@ -368,6 +368,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// `server.shutdown_grace`: default 10s.
     pub shutdown_grace: Duration,
+    /// `server.decision_deadline`: default 2s. An ext_authz decision that
+    /// takes longer is denied with 503 (fail closed).
+    pub decision_deadline: Duration,
     /// `server.drain_delay`: default 0s. After SIGTERM, keep serving this long
     /// while health reports NOT_SERVING, so load balancers stop sending.
     pub drain_delay: Duration,
@@ -464,6 +467,12 @@ impl Config {
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
         let drain_delay =
             s.parsed(&mut r, "drain_delay", Some(ENV_DRAIN_DELAY), None, parse_duration).unwrap_or_default();
+        let decision_deadline = s
+            .parsed(&mut r, "decision_deadline", None, None, parse_duration)
+            .unwrap_or(Duration::from_secs(2));
+        if decision_deadline.is_zero() {
+            r.errors.push("server.decision_deadline must be above zero".into());
+        }
         s.finish(&mut r);
         if grpc_addr == http_addr && grpc_addr.port() != 0 {
             r.errors.push(format!("server.grpc_addr and server.http_addr are both {grpc_addr}"));
@@ -557,6 +566,7 @@ impl Config {
                 max_message_bytes,
                 shutdown_grace,
                 drain_delay,
+                decision_deadline,
                 log: LogConfig { format, level },
                 cache,
                 signed_proxy,
@@ -583,6 +593,7 @@ impl Config {
         out.push_str(&format!("max_message_bytes = {}\n", self.max_message_bytes));
         out.push_str(&format!("shutdown_grace = {}\n", d(self.shutdown_grace)));
         out.push_str(&format!("drain_delay = {}\n", d(self.drain_delay)));
+        out.push_str(&format!("decision_deadline = {}\n", d(self.decision_deadline)));
         out.push_str("\n[log]\n");
         let format = match self.log.format {
             LogFormat::Human => "human",

@@ -13,7 +13,8 @@
 //! with the minted token; `dynamic_metadata` {subject, issuer, roles}.
 //! Deny: a **successful** RPC carrying `DeniedHttpResponse` (401/403/503/400,
 //! as forward-auth), never a gRPC error, so `failure_mode_allow` keeps its
-//! meaning; a decision that overruns the internal deadline is a denial.
+//! meaning; a decision that overruns `server.decision_deadline` is a 503
+//! denial (fail closed).
 
 use crate::error::AuthError;
 use crate::exchange::{ExchangeInput, Exchanger};
@@ -27,9 +28,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
-
-/// The core must decide within this, or the request is denied (503).
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The ext_authz service.
 pub struct ExtAuthz {

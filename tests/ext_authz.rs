@@ -224,3 +224,40 @@ async fn through_a_real_envoy() {
         assert_eq!(claims["sub"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
     }
 }
+
+/// A decision slower than `server.decision_deadline` is a 503 denial: fail
+/// closed, never an allow (Authorino #649 shipped fail-open on timeout).
+#[tokio::test]
+async fn internal_deadline_exceeded_denies() {
+    let fake = gotrue::FakeGoTrue::start("hosted-secret-0123456789abcdef", None).await;
+    fake.add_user("6a2f41a3-c54c-4c0d-8a7e-2a1c0c7f9d11", "h@example.com", &[]);
+    fake.set_mode(gotrue::Mode::Normal { delay: Duration::from_millis(800) });
+    let server = TestServer::start(&format!(
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ndecision_deadline = \"200ms\"\n\
+         [[issuers]]\nname = \"hosted\"\nkind = \"netlify_identity\"\nidentity_url = \"{}\"\ntimeout = \"5s\"\n",
+        fake.url()
+    ))
+    .await;
+    let token = gotrue_token(
+        &json!({"exp": now() + 600, "sub": "6a2f41a3-c54c-4c0d-8a7e-2a1c0c7f9d11"}),
+        "hosted-secret-0123456789abcdef",
+    );
+    let bearer = format!("Bearer {token}");
+    let mut client = AuthorizationClient::new(server.channel().await);
+    let started = std::time::Instant::now();
+    let resp =
+        client.check(check_request(&[("authorization", &bearer)], false, &[])).await.unwrap().into_inner();
+    let (code, http, set, _) = shape(&resp);
+    assert_eq!((code, http), (14, 503), "{set:?}");
+    assert_eq!(set.get("x-authgate-reason").map(String::as_str), Some("upstream_unavailable"));
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "the deadline was not applied: {:?}",
+        started.elapsed()
+    );
+    // Once the identity provider answers in time, the same token is allowed.
+    fake.set_mode(gotrue::Mode::Normal { delay: Duration::ZERO });
+    let resp =
+        client.check(check_request(&[("authorization", &bearer)], false, &[])).await.unwrap().into_inner();
+    assert_eq!(shape(&resp).1, 200);
+}
