@@ -181,15 +181,7 @@ async fn through_a_real_envoy() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut envoy = start_envoy(dir.path(), port, server.grpc.port(), app.port(), raw);
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut up = false;
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "envoy did not start");
+        assert!(port_opens(addr, Duration::from_secs(10)).await, "envoy did not start");
         let no_token = get(addr, "/api/orders", &[]).await;
         let granted =
             get(addr, "/api/orders", &[("authorization", &admin), ("x-authgate-subject", "attacker")]).await;

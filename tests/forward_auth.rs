@@ -103,15 +103,7 @@ async fn behind_a_real_nginx() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut up = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(port).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "nginx did not start");
+    assert!(port_opens(port, Duration::from_secs(5)).await, "nginx did not start");
 
     let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
     let member = format!("Bearer {}", member_token());

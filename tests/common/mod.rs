@@ -274,3 +274,15 @@ pub async fn echo_upstream() -> SocketAddr {
     });
     addr
 }
+
+/// Polls until something accepts connections on `addr`, up to `within`.
+pub async fn port_opens(addr: SocketAddr, within: std::time::Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
