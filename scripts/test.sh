@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: prepares the Python, Node, Go and Netlify CLI environments (idempotent),
-# then runs every Rust test, including the ones that drive Python, Node and Go clients.
+# The test command: prepares what the tests drive (Python with grpcio and Envoy, Node,
+# Go, the Netlify CLI, nginx; idempotent), then runs every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/python-env.sh
