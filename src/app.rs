@@ -12,7 +12,6 @@ use crate::pipeline::Authenticator;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
@@ -210,6 +209,3 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
-
-/// Default sleep between a ready check's retries, for callers that poll.
-pub const READY_POLL: Duration = Duration::from_millis(20);

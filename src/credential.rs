@@ -68,6 +68,29 @@ pub fn extract<'a>(
     }
 }
 
+/// Adds one received header to the request view the core reads (`headers`
+/// of [`extract`]): names lower-cased; repeated `cookie` headers joined with
+/// "; " (HTTP/2 splits them); a repeat with the same value dropped (Envoy may
+/// report a header in both `headers` and `header_map`); any other repeat
+/// kept under a second spelling of the name, so that [`from_headers`] sees
+/// two and refuses the ambiguity instead of picking one.
+pub fn add_header(view: &mut HashMap<String, String>, name: &str, value: String) {
+    let name = name.to_ascii_lowercase();
+    match view.get_mut(&name) {
+        Some(existing) if *existing == value => {}
+        Some(existing) if name == "cookie" => {
+            existing.push_str("; ");
+            existing.push_str(&value);
+        }
+        Some(_) => {
+            view.insert(name.to_ascii_uppercase(), value);
+        }
+        None => {
+            view.insert(name, value);
+        }
+    }
+}
+
 /// The credential in HTTP headers (names case-insensitive), if any.
 pub fn from_headers(headers: &HashMap<String, String>) -> Result<Option<Credential<'_>>, AuthError> {
     let mut authorization: Option<&str> = None;
@@ -193,6 +216,23 @@ mod tests {
             let got = extract(token, &headers).map(|c| Some((c.token, c.source))).map_err(|e| e.reason());
             assert_eq!(got, *want, "{what}");
         }
+    }
+
+    #[test]
+    fn received_headers_merge_into_one_view() {
+        let mut view = HashMap::new();
+        add_header(&mut view, "Cookie", "a=1".into());
+        add_header(&mut view, "cookie", "nf_jwt=x.y.z".into());
+        add_header(&mut view, "Authorization", "Bearer a.b.c".into());
+        add_header(&mut view, "authorization", "Bearer a.b.c".into());
+        assert_eq!(view.len(), 2, "{view:?}");
+        assert_eq!(extract("", &view).unwrap().token, "a.b.c");
+        add_header(&mut view, "authorization", "Bearer d.e.f".into());
+        assert_eq!(extract("", &view).unwrap_err().reason(), "invalid_request");
+        let mut cookies = HashMap::new();
+        add_header(&mut cookies, "cookie", "a=1".into());
+        add_header(&mut cookies, "cookie", "nf_jwt=x.y.z".into());
+        assert_eq!(extract("", &cookies).unwrap().source, Source::Cookie);
     }
 
     #[test]

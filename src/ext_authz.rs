@@ -80,29 +80,13 @@ impl ExtAuthz {
     }
 }
 
-/// The request's headers from `headers` and `header_map`, names lower-cased;
-/// repeated cookies joined, other repeats kept visible for the core's
-/// duplicate checks.
+/// The request's headers from `headers` and `header_map`, merged by
+/// [`crate::credential::add_header`].
 fn request_headers(req: &CheckRequest) -> Option<(HashMap<String, String>, HashMap<String, String>)> {
     let attributes = req.attributes.as_ref()?;
     let http = attributes.request.as_ref()?.http.as_ref()?;
     let mut out: HashMap<String, String> = HashMap::new();
-    let mut add = |name: &str, value: String| {
-        let name = name.to_ascii_lowercase();
-        match out.get_mut(&name) {
-            Some(existing) if *existing == value => {}
-            Some(existing) if name == "cookie" => {
-                existing.push_str("; ");
-                existing.push_str(&value);
-            }
-            Some(_) => {
-                out.insert(name.to_ascii_uppercase(), value);
-            }
-            None => {
-                out.insert(name, value);
-            }
-        }
-    };
+    let mut add = |name: &str, value: String| crate::credential::add_header(&mut out, name, value);
     for (k, v) in &http.headers {
         add(k, v.clone());
     }

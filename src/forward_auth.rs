@@ -134,27 +134,13 @@ pub fn denial(e: &AuthError) -> Response {
     resp
 }
 
-/// Header map → name (lower case) to value; repeated `cookie` headers are
-/// joined with "; " (as HTTP/2 splits them), any other repeated header is
-/// kept once per distinct name-case so duplicates are still detected.
+/// The received headers as the core's request view.
 fn flatten(headers: &HeaderMap) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = HashMap::new();
+    let mut view = HashMap::new();
     for (name, value) in headers {
-        let Ok(value) = value.to_str() else { continue };
-        match out.get_mut(name.as_str()) {
-            Some(existing) if name == axum::http::header::COOKIE => {
-                existing.push_str("; ");
-                existing.push_str(value);
-            }
-            // A second Authorization or x-nf-sign: keep both visible to the
-            // core (which refuses duplicates) under a distinct key.
-            Some(_) => {
-                out.insert(name.as_str().to_ascii_uppercase(), value.to_string());
-            }
-            None => {
-                out.insert(name.as_str().to_string(), value.to_string());
-            }
+        if let Ok(value) = value.to_str() {
+            crate::credential::add_header(&mut view, name.as_str(), value.to_string());
         }
     }
-    out
+    view
 }

@@ -117,13 +117,7 @@ async fn check_contract() {
     assert!(removed.is_empty(), "the minted token must not be removed: {removed:?}");
 
     // A dependency down is a 503 denial with Retry-After, never a gRPC error.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let hosted = TestServer::start(&format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{url}\"\n"
-    ))
-    .await;
+    let hosted = server_with_unreachable_identity().await;
     let mut c = AuthorizationClient::new(hosted.channel().await);
     let resp = c.check(check_request(&[("authorization", &admin)], false, &[])).await.unwrap().into_inner();
     let (code, http, set, _) = shape(&resp);

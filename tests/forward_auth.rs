@@ -49,13 +49,7 @@ async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
     assert_eq!(status, 401);
 
     // A dependency down is 503 with Retry-After, never 401.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let hosted = TestServer::start(&format!(
-        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{url}\"\n"
-    ))
-    .await;
+    let hosted = server_with_unreachable_identity().await;
     let (status, head, _) = get(hosted.http, "/forward-auth", &[("authorization", &bearer)]).await;
     assert_eq!(status, 503);
     assert!(

@@ -201,10 +201,7 @@ async fn outages_are_unavailable_never_a_bad_token_and_never_cached() {
 
 #[tokio::test]
 async fn connection_refused_is_unavailable() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let server = TestServer::start(&config(&url, "")).await;
+    let server = TestServer::start(&config(&closed_port_url(), "")).await;
     let got = verify(&server, hosted_token(USER, 600)).await.map(|_| ());
     assert_eq!(got, Err((Code::Unavailable, "upstream_unavailable".into())));
 }

@@ -286,3 +286,21 @@ pub async fn port_opens(addr: SocketAddr, within: std::time::Duration) -> bool {
     }
     false
 }
+
+/// An http URL on loopback where nothing listens (connection refused).
+pub fn closed_port_url() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    url
+}
+
+/// A server whose only issuer is hosted Netlify Identity at an address that
+/// refuses connections: every decision meets a dependency that is down.
+pub async fn server_with_unreachable_identity() -> TestServer {
+    TestServer::start(&format!(
+        "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{}\"\n",
+        closed_port_url()
+    ))
+    .await
+}
