@@ -208,19 +208,15 @@ impl Exchanger {
     fn own_token_subject(&self, token: &str) -> Result<Option<String>, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken("actor token"))?;
-        let Some(key) = header.kid.as_deref().and_then(|kid| self.ring.decoding_key(kid)) else {
+        let Some((decoding, validation)) = header.kid.as_deref().and_then(|kid| self.ring.verifier(kid))
+        else {
             return Ok(None);
         };
-        let (decoding, alg) = key;
-        let mut validation = jsonwebtoken::Validation::new(alg);
-        validation.set_issuer(&[&self.issuer_url]);
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         #[derive(serde::Deserialize)]
         struct Sub {
             sub: String,
         }
-        jsonwebtoken::decode::<Sub>(token, decoding, &validation).map(|d| Some(d.claims.sub)).map_err(|e| {
+        jsonwebtoken::decode::<Sub>(token, decoding, validation).map(|d| Some(d.claims.sub)).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::TokenExpired,
                 jsonwebtoken::errors::ErrorKind::InvalidIssuer => AuthError::WrongIssuer,

@@ -106,6 +106,9 @@ struct RingKey {
     /// `BASE64URL({"alg":…,"typ":"JWT","kid":…}) "."`, rendered once.
     header_prefix: String,
     decoding: jsonwebtoken::DecodingKey,
+    /// How a token this key signed is checked when it comes back as an
+    /// Exchange actor token: this alg, our `iss`, `exp`/`iss`/`sub` required.
+    validation: jsonwebtoken::Validation,
 }
 
 /// A private key parsed once at load time. (jsonwebtoken would re-parse
@@ -178,6 +181,13 @@ impl KeyRing {
                 signer,
                 header_prefix,
                 decoding,
+                validation: {
+                    let mut v = jsonwebtoken::Validation::new(jwt_alg(k.alg));
+                    v.set_issuer(&[&config.issuer_url]);
+                    v.validate_aud = false;
+                    v.set_required_spec_claims(&["exp", "iss", "sub"]);
+                    v
+                },
             });
         }
         let active = keys.iter().position(|k| k.state == KeyState::Active).ok_or("no active key")?;
@@ -203,9 +213,9 @@ impl KeyRing {
         &self.jwks
     }
 
-    /// The verification key and algorithm of a published key.
-    pub fn decoding_key(&self, kid: &str) -> Option<(&jsonwebtoken::DecodingKey, Algorithm)> {
-        self.keys.iter().find(|k| k.kid == kid).map(|k| (&k.decoding, jwt_alg(k.alg)))
+    /// The verification key and rules of a published key, built at load.
+    pub fn verifier(&self, kid: &str) -> Option<(&jsonwebtoken::DecodingKey, &jsonwebtoken::Validation)> {
+        self.keys.iter().find(|k| k.kid == kid).map(|k| (&k.decoding, &k.validation))
     }
 
     /// Signs `claims` with the active key: a compact JWS with the header
@@ -308,11 +318,11 @@ mod tests {
                 audiences: vec![],
             })
             .unwrap();
-            let token = ring.sign(&serde_json::json!({"sub": "x", "exp": 4_102_444_799_i64})).unwrap();
-            let (key, jalg) = ring.decoding_key("k1").unwrap();
-            let mut v = jsonwebtoken::Validation::new(jalg);
-            v.validate_aud = false;
-            jsonwebtoken::decode::<serde_json::Value>(&token, key, &v).unwrap();
+            let token = ring
+                .sign(&serde_json::json!({"sub": "x", "iss": "https://a", "exp": 4_102_444_799_i64}))
+                .unwrap();
+            let (key, validation) = ring.verifier("k1").unwrap();
+            jsonwebtoken::decode::<serde_json::Value>(&token, key, validation).unwrap();
         }
     }
 
