@@ -49,6 +49,7 @@ fn main() {
         required_roles: &[],
         issuer: "",
         require_signed_proxy: false,
+        client: "",
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let n = 200_000;

@@ -98,6 +98,7 @@ pub async fn run(
         core.clone(),
         exchanger.clone(),
         config.decision_deadline,
+        config.edge.clone(),
     ))
     .max_decoding_message_size(config.max_message_bytes);
     let auth = AuthServiceServer::new(AuthGrpc::new(core.clone(), exchanger))
@@ -116,8 +117,15 @@ pub async fn run(
         .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
     let readiness = Readiness::default();
-    let http = axum::serve(listeners.http, router(readiness.clone(), published, core.clone()))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let http = axum::serve(
+        listeners.http,
+        router(
+            readiness.clone(),
+            published,
+            Arc::new(crate::forward_auth::ForwardAuth { core: core.clone(), edge: config.edge.clone() }),
+        ),
+    )
+    .with_graceful_shutdown(stopped(stop_rx));
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });
 

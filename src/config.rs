@@ -353,6 +353,64 @@ pub enum Mode {
     File(PathBuf),
 }
 
+/// Names of the identity headers the edge adapters (ext_authz,
+/// forward-auth) set on allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaderNames {
+    /// `edge.subject_header`: default `x-authgate-subject`.
+    pub subject: String,
+    /// `edge.email_header`: default `x-authgate-email`.
+    pub email: String,
+    /// `edge.roles_header`: default `x-authgate-roles` (comma-separated).
+    pub roles: String,
+    /// `edge.issuer_header`: default `x-authgate-issuer`.
+    pub issuer: String,
+}
+
+impl Default for IdentityHeaderNames {
+    fn default() -> Self {
+        Self {
+            subject: "x-authgate-subject".into(),
+            email: "x-authgate-email".into(),
+            roles: "x-authgate-roles".into(),
+            issuer: "x-authgate-issuer".into(),
+        }
+    }
+}
+
+/// `[edge]`: defaults for Envoy ext_authz routes and forward-auth requests.
+/// A route's `context_extensions` (ext_authz) or the forward-auth URL's
+/// query overrides them key by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// `issuer`: default empty (the token is routed as for Verify).
+    pub issuer: String,
+    /// `roles`: default none; any-of.
+    pub roles: Vec<String>,
+    /// `signed_proxy = "required" | "optional"`: default optional.
+    pub require_signed_proxy: bool,
+    /// `exchange_audience` (ext_authz only): default none. When set, allowed
+    /// requests reach the upstream with a token minted for this audience.
+    pub exchange_audience: Option<String>,
+    /// `remove_headers` (ext_authz only): default `["authorization"]`.
+    pub remove_headers: Vec<String>,
+    /// Identity header names.
+    pub headers: IdentityHeaderNames,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            roles: Vec::new(),
+            require_signed_proxy: false,
+            exchange_audience: None,
+            remove_headers: vec!["authorization".into()],
+            headers: IdentityHeaderNames::default(),
+        }
+    }
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -384,6 +442,8 @@ pub struct Config {
     /// `[exchange]`, when configured (dev mode: an ephemeral key and a `dev`
     /// audience).
     pub exchange: Option<ExchangeConfig>,
+    /// `[edge]`: default [`EdgeConfig::default`].
+    pub edge: EdgeConfig,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -444,6 +504,7 @@ impl Config {
         let cache = top.table(&mut r, "cache");
         let signed_proxy = top.table(&mut r, "signed_proxy");
         let exchange = top.table(&mut r, "exchange");
+        let edge = top.table(&mut r, "edge");
         let issuers_raw = top.array_of_tables(&mut r, "issuers");
         top.finish(&mut r);
 
@@ -540,6 +601,7 @@ impl Config {
             },
         };
         check_issuers(&mut r, &issuers);
+        let edge = read_edge(&mut r, edge, &issuers, exchange.as_ref(), signed_proxy.is_some());
         for a in exchange.iter().flat_map(|e| &e.audiences) {
             for i in a.issuers.iter().filter(|i| !issuers.iter().any(|c| &c.name == *i)) {
                 r.errors.push(format!(
@@ -571,6 +633,7 @@ impl Config {
                 cache,
                 signed_proxy,
                 exchange,
+                edge,
                 issuers,
             })
         } else {
@@ -664,6 +727,25 @@ impl Config {
                 out.push_str(&format!("role_scopes = {{ {} }}\n", rs.join(", ")));
             }
         }
+        let e = &self.edge;
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "\n[edge]\nissuer = {}\nroles = [{}]\nsigned_proxy = {}\nremove_headers = [{}]\n",
+            q(&e.issuer),
+            list(&e.roles),
+            q(if e.require_signed_proxy { "required" } else { "optional" }),
+            list(&e.remove_headers)
+        ));
+        if let Some(a) = &e.exchange_audience {
+            out.push_str(&format!("exchange_audience = {}\n", q(a)));
+        }
+        out.push_str(&format!(
+            "subject_header = {}\nemail_header = {}\nroles_header = {}\nissuer_header = {}\n",
+            q(&e.headers.subject),
+            q(&e.headers.email),
+            q(&e.headers.roles),
+            q(&e.headers.issuer)
+        ));
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
             out.push_str(&format!("name = {}\nkind = {}\n", q(&i.name), q(i.kind.as_str())));
@@ -968,6 +1050,62 @@ fn read_audience(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Audi
 }
 
 /// `[signed_proxy]`: present when the section or its secret variable is.
+fn read_edge(
+    r: &mut Reader<'_>,
+    table: Option<&Table>,
+    issuers: &[IssuerConfig],
+    exchange: Option<&ExchangeConfig>,
+    have_signed_proxy: bool,
+) -> EdgeConfig {
+    let mut s = Section::new("edge", table);
+    let d = EdgeConfig::default();
+    let issuer = s.parsed(r, "issuer", None, None, |v| Ok(v.to_string())).unwrap_or_default();
+    if !issuer.is_empty() && !issuers.iter().any(|i| i.name == issuer) {
+        r.errors.push(format!("edge.issuer `{issuer}` is not a configured issuer"));
+    }
+    let roles = s.strings(r, "roles").unwrap_or_default();
+    let require_signed_proxy = s
+        .parsed(r, "signed_proxy", None, None, |v| match v {
+            "required" => Ok(true),
+            "optional" => Ok(false),
+            _ => Err("must be `required` or `optional`".to_string()),
+        })
+        .unwrap_or(false);
+    if require_signed_proxy && !have_signed_proxy {
+        r.errors.push("edge.signed_proxy = \"required\" but no [signed_proxy] secret is configured".into());
+    }
+    let exchange_audience = s.parsed(r, "exchange_audience", None, None, |v| Ok(v.to_string()));
+    if let Some(a) = &exchange_audience
+        && !exchange.is_some_and(|x| x.audiences.iter().any(|c| &c.name == a))
+    {
+        r.errors
+            .push(format!("edge.exchange_audience `{a}` is not a configured [[exchange.audiences]] name"));
+    }
+    let remove_headers = s.strings(r, "remove_headers").unwrap_or(d.remove_headers);
+    let mut header = |key: &str, default: String| {
+        let name = s.parsed(r, key, None, None, |v| Ok(v.to_ascii_lowercase())).unwrap_or(default);
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !matches!(name.as_str(), "authorization" | "cookie" | "host" | "x-nf-sign");
+        if !valid {
+            r.errors.push(format!("edge.{key} `{name}` is not a usable header name"));
+        }
+        name
+    };
+    let headers = IdentityHeaderNames {
+        subject: header("subject_header", d.headers.subject),
+        email: header("email_header", d.headers.email),
+        roles: header("roles_header", d.headers.roles),
+        issuer: header("issuer_header", d.headers.issuer),
+    };
+    let names = [&headers.subject, &headers.email, &headers.roles, &headers.issuer];
+    if names.iter().collect::<BTreeSet<_>>().len() != names.len() {
+        r.errors.push("edge: the four identity header names must differ".into());
+    }
+    s.finish(r);
+    EdgeConfig { issuer, roles, require_signed_proxy, exchange_audience, remove_headers, headers }
+}
+
 fn read_signed_proxy(r: &mut Reader<'_>, table: Option<&Table>) -> Option<SignedProxyConfig> {
     let env_given = [ENV_SIGNED_PROXY_SECRET, &format!("{ENV_SIGNED_PROXY_SECRET}_FILE")]
         .iter()
@@ -1445,6 +1583,39 @@ mod tests {
         }
         assert!(errs.0.len() >= 10, "{text}");
         assert!(!text.contains("short\""), "a secret value leaked into errors:\n{text}");
+    }
+
+    #[test]
+    fn edge_section_errors() {
+        let base = "[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n";
+        let errs = load(
+            &format!(
+                "[edge]\nissuer = \"nope\"\nsigned_proxy = \"required\"\nexchange_audience = \"x\"\n\
+                 subject_header = \"authorization\"\nemail_header = \"bad header\"\n\
+                 roles_header = \"x-authgate-issuer\"\ncolour = 1\n{base}"
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "edge.issuer `nope`",
+            "no [signed_proxy] secret",
+            "edge.exchange_audience `x`",
+            "edge.subject_header `authorization`",
+            "edge.email_header `bad header`",
+            "must differ",
+            "unknown key `edge.colour`",
+        ] {
+            assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+        }
+        let ok = load(
+            &format!("[edge]\nissuer = \"a\"\nroles = [\"admin\"]\nsubject_header = \"X-User\"\n{base}"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!((ok.edge.issuer.as_str(), ok.edge.headers.subject.as_str()), ("a", "x-user"));
+        assert_eq!(ok.edge.remove_headers, ["authorization"]);
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Exchanger {
                 required_roles: &[],
                 issuer: input.issuer,
                 require_signed_proxy: false,
+                client: "",
             })
             .await?;
         let identity = verified.identity;
@@ -199,6 +200,7 @@ impl Exchanger {
             required_roles: &[],
             issuer: "",
             require_signed_proxy: false,
+            client: "",
         };
         Ok(self.core.verify(input).await?.identity.subject.clone())
     }

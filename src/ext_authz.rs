@@ -2,13 +2,14 @@
 //! core as Verify (and Exchange, when a route names an audience).
 //!
 //! Request view: `attributes.request.http.headers` **and** `header_map`
-//! (Envoy fills only the latter with `encode_raw_headers: true`). Per-route
-//! policy from `context_extensions`: `issuer`, `roles` (comma-separated,
-//! any-of), `signed_proxy = "required"`, `exchange_audience`,
-//! `remove_headers` (comma-separated; default `authorization`).
+//! (Envoy fills only the latter with `encode_raw_headers: true`); the client
+//! address from `attributes.source` (else the request's `x-forwarded-for`),
+//! never from the gRPC call itself, which is Envoy. Per-route policy from
+//! `context_extensions` over the `[edge]` defaults ([`RoutePolicy`]).
 //!
-//! Allow: status OK + `OkHttpResponse` setting `x-authgate-subject`,
-//! `-email`, `-roles`, `-issuer` (overwriting client copies), removing the
+//! Allow: status OK + `OkHttpResponse` setting the identity headers
+//! (default `x-authgate-subject`, `-email`, `-roles`, `-issuer`;
+//! overwriting client copies), removing the
 //! listed headers, or with an Exchange audience replacing `authorization`
 //! with the minted token; `dynamic_metadata` {subject, issuer, roles}.
 //! Deny: a **successful** RPC carrying `DeniedHttpResponse` (401/403/503/400,
@@ -16,9 +17,11 @@
 //! meaning; a decision that overruns `server.decision_deadline` is a 503
 //! denial (fail closed).
 
+use crate::config::EdgeConfig;
+use crate::edge::{RoutePolicy, identity_headers};
 use crate::error::AuthError;
 use crate::exchange::{ExchangeInput, Exchanger};
-use crate::forward_auth::{EMAIL_HEADER, ISSUER_HEADER, ROLES_HEADER, SUBJECT_HEADER, denial_parts};
+use crate::forward_auth::denial_parts;
 use crate::pipeline::{Authenticator, VerifyInput};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
@@ -34,33 +37,37 @@ pub struct ExtAuthz {
     core: Arc<Authenticator>,
     exchanger: Option<Arc<Exchanger>>,
     deadline: Duration,
+    edge: EdgeConfig,
 }
 
 impl ExtAuthz {
     /// Wraps the shared core; `deadline` bounds every decision.
-    pub fn new(core: Arc<Authenticator>, exchanger: Option<Arc<Exchanger>>, deadline: Duration) -> Self {
-        Self { core, exchanger, deadline }
+    pub fn new(
+        core: Arc<Authenticator>,
+        exchanger: Option<Arc<Exchanger>>,
+        deadline: Duration,
+        edge: EdgeConfig,
+    ) -> Self {
+        Self { core, exchanger, deadline, edge }
     }
 
     async fn decide(
         &self,
         headers: &HashMap<String, String>,
-        ctx: &HashMap<String, String>,
+        policy: &RoutePolicy,
+        client: &str,
     ) -> Result<(Arc<crate::identity::Identity>, Option<String>), AuthError> {
-        let roles: Vec<String> = ctx
-            .get("roles")
-            .map(|r| r.split(',').map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned).collect())
-            .unwrap_or_default();
-        let issuer = ctx.get("issuer").map(String::as_str).unwrap_or("");
+        let issuer = policy.issuer.as_str();
         let input = VerifyInput {
             token: "",
             headers,
-            required_roles: &roles,
+            required_roles: &policy.roles,
             issuer,
-            require_signed_proxy: ctx.get("signed_proxy").is_some_and(|v| v == "required"),
+            require_signed_proxy: policy.require_signed_proxy,
+            client,
         };
         let verified = self.core.verify(input).await?;
-        let Some(audience) = ctx.get("exchange_audience") else {
+        let Some(audience) = &policy.exchange_audience else {
             return Ok((verified.identity, None));
         };
         let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
@@ -80,9 +87,19 @@ impl ExtAuthz {
     }
 }
 
-/// The request's headers from `headers` and `header_map`, merged by
-/// [`crate::credential::add_header`].
-fn request_headers(req: &CheckRequest) -> Option<(HashMap<String, String>, HashMap<String, String>)> {
+/// What a CheckRequest says about the HTTP request.
+struct RequestView<'r> {
+    /// `headers` and `header_map`, merged by [`crate::credential::add_header`].
+    headers: HashMap<String, String>,
+    context_extensions: &'r HashMap<String, String>,
+    client: String,
+}
+
+/// Longest client description logged (a forwarded-for list is the client's
+/// own text).
+const MAX_CLIENT_CHARS: usize = 200;
+
+fn request_view(req: &CheckRequest) -> Option<RequestView<'_>> {
     let attributes = req.attributes.as_ref()?;
     let http = attributes.request.as_ref()?.http.as_ref()?;
     let mut out: HashMap<String, String> = HashMap::new();
@@ -100,7 +117,22 @@ fn request_headers(req: &CheckRequest) -> Option<(HashMap<String, String>, HashM
             add(&h.key, value);
         }
     }
-    Some((out, attributes.context_extensions.clone()))
+    let source = attributes
+        .source
+        .as_ref()
+        .and_then(|p| p.address.as_ref())
+        .and_then(|a| match &a.address {
+            Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s)) => {
+                Some(s.address.clone())
+            }
+            _ => None,
+        })
+        .filter(|a| !a.is_empty());
+    let client = source
+        .or_else(|| out.get("x-forwarded-for").cloned())
+        .map(|c| c.chars().take(MAX_CLIENT_CHARS).collect())
+        .unwrap_or_default();
+    Some(RequestView { headers: out, context_extensions: &attributes.context_extensions, client })
 }
 
 fn denied(e: &AuthError) -> CheckResponse {
@@ -120,12 +152,14 @@ fn denied(e: &AuthError) -> CheckResponse {
 impl Authorization for ExtAuthz {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         let req = request.into_inner();
-        let Some((headers, ctx)) = request_headers(&req) else {
+        let Some(view) = request_view(&req) else {
             return Ok(Response::new(denied(&AuthError::InvalidRequest(
                 "CheckRequest without HTTP attributes",
             ))));
         };
-        let decision = match tokio::time::timeout(self.deadline, self.decide(&headers, &ctx)).await {
+        let policy = RoutePolicy::resolve(&self.edge, |k| view.context_extensions.get(k).map(String::as_str));
+        let decide = self.decide(&view.headers, &policy, &view.client);
+        let decision = match tokio::time::timeout(self.deadline, decide).await {
             Ok(d) => d,
             // Fail closed: a slow decision is a denial, never an allow.
             Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
@@ -136,16 +170,10 @@ impl Authorization for ExtAuthz {
         };
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
-        for (name, value) in [
-            (SUBJECT_HEADER, identity.subject.clone()),
-            (EMAIL_HEADER, identity.email.clone()),
-            (ROLES_HEADER, identity.roles.join(",")),
-            (ISSUER_HEADER, identity.issuer.to_string()),
-        ] {
+        for (name, value) in identity_headers(&self.edge.headers, &identity) {
             ok.add_header(name, value, overwrite, true);
         }
-        let remove = ctx.get("remove_headers").map(String::as_str).unwrap_or("authorization");
-        for name in remove.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in &policy.remove_headers {
             if minted.is_none() || !name.eq_ignore_ascii_case("authorization") {
                 ok.remove_header(name.to_ascii_lowercase());
             }

@@ -3,20 +3,24 @@
 //!
 //! `GET|POST|… /forward-auth[/anything]` reads the credential from the
 //! forwarded request's headers (`Authorization: Bearer`, cookie `nf_jwt`,
-//! `x-nf-sign`), never from a query string. Policy comes from the query of
-//! the forward-auth URL itself, which the proxy operator writes in the proxy
-//! config (not the client): `issuer=NAME`, `role=R` (repeatable, any-of),
-//! `signed_proxy=required`.
+//! `x-nf-sign`), never from a query string. Policy is the `[edge]` defaults
+//! overridden by the query of the forward-auth URL itself, which the proxy
+//! operator writes in the proxy config (not the client): `issuer=NAME`,
+//! `role=R` (repeatable, any-of; `role=` alone clears the default),
+//! `signed_proxy=required|optional`.
 //!
-//! Allow: 200 with `x-authgate-subject`, `x-authgate-email`,
-//! `x-authgate-roles` (comma-separated) and `x-authgate-issuer` for the proxy
-//! to copy to the upstream. Deny: 401 with `WWW-Authenticate: Bearer
+//! Allow: 200 with the identity headers (default `x-authgate-subject`,
+//! `x-authgate-email`, `x-authgate-roles` (comma-separated),
+//! `x-authgate-issuer`; names from `[edge]`) for the proxy to copy to the
+//! upstream. Deny: 401 with `WWW-Authenticate: Bearer
 //! realm="authgate"` (plus `error="invalid_token"` unless the credential was
 //! simply missing), 403 for a missing role, 503 with `Retry-After` when a
 //! dependency is down, 400 for malformed requests; a JSON body
 //! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
 //! understands only 2xx, 401 and 403 and turns anything else into 500.
 
+use crate::config::EdgeConfig;
+use crate::edge::{RoutePolicy, identity_headers};
 use crate::error::AuthError;
 use crate::pipeline::{Authenticator, VerifyInput};
 use axum::extract::{Query, State};
@@ -25,59 +29,62 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Identity headers set on allow (the proxy copies them upstream).
-pub const SUBJECT_HEADER: &str = "x-authgate-subject";
-/// See [`SUBJECT_HEADER`].
-pub const EMAIL_HEADER: &str = "x-authgate-email";
-/// See [`SUBJECT_HEADER`]; comma-separated.
-pub const ROLES_HEADER: &str = "x-authgate-roles";
-/// See [`SUBJECT_HEADER`].
-pub const ISSUER_HEADER: &str = "x-authgate-issuer";
 /// The denial's reason, on every denial.
 pub const REASON_HEADER: &str = "x-authgate-reason";
 
 /// Seconds a client should wait after a 503 without a better hint.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
+/// What the forward-auth endpoint needs: the core and the `[edge]` defaults.
+pub struct ForwardAuth {
+    /// The shared core.
+    pub core: Arc<Authenticator>,
+    /// `[edge]`.
+    pub edge: EdgeConfig,
+}
+
+/// Longest client description logged (the forwarded-for list is the
+/// client's own text).
+const MAX_CLIENT_CHARS: usize = 200;
+
 /// Handles one forward-auth request.
 pub async fn handle(
-    State(core): State<Arc<Authenticator>>,
+    State(fa): State<Arc<ForwardAuth>>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut issuer = String::new();
-    let mut roles = Vec::new();
-    let mut require_signed_proxy = false;
-    for (k, v) in params {
-        match k.as_str() {
-            "issuer" => issuer = v,
-            "role" => roles.push(v),
-            "signed_proxy" => require_signed_proxy = v == "required",
-            _ => {}
-        }
-    }
+    let roles: Option<String> = params.iter().any(|(k, _)| k == "role").then(|| {
+        params.iter().filter(|(k, _)| k == "role").map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(",")
+    });
+    let policy = RoutePolicy::resolve(&fa.edge, |key| match key {
+        "roles" => roles.as_deref(),
+        "issuer" | "signed_proxy" => params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+        _ => None,
+    });
     let request_headers = flatten(&headers);
+    let client: String = ["x-real-ip", "x-forwarded-for"]
+        .iter()
+        .find_map(|h| request_headers.get(*h))
+        .map(|c| c.chars().take(MAX_CLIENT_CHARS).collect())
+        .unwrap_or_default();
     let input = VerifyInput {
         token: "",
         headers: &request_headers,
-        required_roles: &roles,
-        issuer: &issuer,
-        require_signed_proxy,
+        required_roles: &policy.roles,
+        issuer: &policy.issuer,
+        require_signed_proxy: policy.require_signed_proxy,
+        client: &client,
     };
-    match core.verify(input).await {
+    match fa.core.verify(input).await {
         Ok(v) => {
-            let id = &v.identity;
             let mut resp = StatusCode::OK.into_response();
             let h = resp.headers_mut();
-            for (name, value) in [
-                (SUBJECT_HEADER, id.subject.clone()),
-                (EMAIL_HEADER, id.email.clone()),
-                (ROLES_HEADER, id.roles.join(",")),
-                (ISSUER_HEADER, id.issuer.to_string()),
-            ] {
+            for (name, value) in identity_headers(&fa.edge.headers, &v.identity) {
                 // A value that is not a valid header (control characters in
-                // a claim) is left out rather than passed on mangled.
-                if let Ok(value) = HeaderValue::from_str(&value) {
+                // a claim) is sent empty rather than passed on mangled; the
+                // name was validated at load.
+                let value = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(""));
+                if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {
                     h.insert(name, value);
                 }
             }

@@ -40,6 +40,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             required_roles: &req.required_roles,
             issuer: &req.issuer,
             require_signed_proxy: req.require_signed_proxy,
+            client: "",
         };
         let verified = self.core.verify(input).await?;
         Ok(Response::new(pb::VerifyResponse {

@@ -10,7 +10,6 @@
 //! - `/forward-auth[/…]`, any method: forward-auth for nginx, Traefik and
 //!   Caddy ([`crate::forward_auth`]).
 
-use crate::pipeline::Authenticator;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -46,11 +45,15 @@ pub struct Published {
 }
 
 /// The side-port router.
-pub fn router(readiness: Readiness, published: Option<Published>, core: Arc<Authenticator>) -> Router {
+pub fn router(
+    readiness: Readiness,
+    published: Option<Published>,
+    forward_auth: Arc<crate::forward_auth::ForwardAuth>,
+) -> Router {
     let forward_auth = Router::new()
         .route("/forward-auth", any(crate::forward_auth::handle))
         .route("/forward-auth/{*rest}", any(crate::forward_auth::handle))
-        .with_state(core);
+        .with_state(forward_auth);
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

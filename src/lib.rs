@@ -58,6 +58,7 @@ pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod credential;
+pub mod edge;
 pub mod error;
 pub mod exchange;
 pub mod ext_authz;

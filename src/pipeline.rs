@@ -28,6 +28,9 @@ pub struct VerifyInput<'a> {
     pub issuer: &'a str,
     /// The caller requires a valid signed-proxy header in `headers`.
     pub require_signed_proxy: bool,
+    /// Who sent the request, as the edge proxy saw it (for the decision log
+    /// only; empty when unknown or not an edge request).
+    pub client: &'a str,
 }
 
 /// A granted request: the user, and the proxy attestation when the request
@@ -95,14 +98,16 @@ impl Authenticator {
         let mut trace = Trace::default();
         let result = self.decide(input, &mut trace).await;
         let latency_us = started.elapsed().as_micros() as u64;
-        let (issuer, cache_hit, signed_proxy) =
-            (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy);
+        let (issuer, cache_hit, signed_proxy, client) =
+            (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy, input.client);
         match &result {
             Ok(v) => {
                 let subject = &v.identity.subject;
-                tracing::info!(granted = true, issuer, %subject, cache_hit, signed_proxy, latency_us, "decision")
+                tracing::info!(granted = true, issuer, %subject, cache_hit, signed_proxy, client, latency_us, "decision")
             }
-            Err(e) => tracing::info!(granted = false, reason = e.reason(), issuer, latency_us, "decision"),
+            Err(e) => {
+                tracing::info!(granted = false, reason = e.reason(), issuer, client, latency_us, "decision")
+            }
         }
         result
     }

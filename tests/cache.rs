@@ -28,6 +28,7 @@ async fn check(
         required_roles: &required,
         issuer,
         require_signed_proxy: false,
+        client: "",
     };
     core.verify(input)
         .await

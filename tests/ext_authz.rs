@@ -125,6 +125,54 @@ async fn check_contract() {
     assert_eq!(set.get("retry-after").map(String::as_str), Some("5"));
 }
 
+/// `[edge]` gives every route (and forward-auth) its defaults and the
+/// identity header names; a route's `context_extensions` override key by key.
+#[tokio::test]
+async fn edge_defaults_and_header_names_from_config() {
+    let edge = "[edge]\nroles = [\"admin\"]\nremove_headers = [\"authorization\", \"cookie\"]\n\
+                subject_header = \"X-User-Id\"\nroles_header = \"x-user-roles\"\n";
+    let server = TestServer::start(&format!("{edge}{}", standard_config())).await;
+    let client = AuthorizationClient::new(server.channel().await);
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let member = format!(
+        "Bearer {}",
+        gotrue_token(
+            &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002", "app_metadata": {"roles": ["member"]}}),
+            SECRET
+        )
+    );
+    let check = |auth: String, ctx: &'static [(&'static str, &'static str)]| {
+        let mut c = client.clone();
+        async move {
+            let req = check_request(&[("authorization", &auth), ("x-user-id", "attacker")], false, ctx);
+            shape(&c.check(req).await.unwrap().into_inner())
+        }
+    };
+    let (_, http, set, removed) = check(admin.clone(), &[]).await;
+    assert_eq!(http, 200, "admin meets the default role");
+    assert_eq!(set.get("x-user-id").map(String::as_str), Some("775a5344-0c6d-4dc6-9ac7-d2d646e071ec"));
+    assert_eq!(set.get("x-user-roles").map(String::as_str), Some("member,admin"));
+    assert!(set.contains_key("x-authgate-email"), "unrenamed names keep their default: {set:?}");
+    assert!(!set.contains_key("x-authgate-subject"), "{set:?}");
+    assert_eq!(removed, ["authorization", "cookie"]);
+    let (_, http, set, _) = check(member.clone(), &[]).await;
+    assert_eq!((http, set.get("x-authgate-reason").map(String::as_str)), (403, Some("insufficient_role")));
+    let (_, http, _, _) = check(member.clone(), &[("roles", "")]).await;
+    assert_eq!(http, 200, "a route's empty roles clears the default");
+    let (_, http, _, _) = check(member.clone(), &[("roles", "member")]).await;
+    assert_eq!(http, 200, "a route's roles replace the default");
+
+    // Forward-auth takes the same defaults and names.
+    let (status, _, _) = get(server.http, "/forward-auth", &[("authorization", &member)]).await;
+    assert_eq!(status, 403);
+    let (status, head, _) =
+        get(server.http, "/forward-auth?role=member", &[("authorization", &member)]).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("x-user-id: 5b7c2d1e-0000-4000-8000-000000000002\r\n"), "{head}");
+    let (status, _, _) = get(server.http, "/forward-auth?role=", &[("authorization", &member)]).await;
+    assert_eq!(status, 200, "`role=` clears the default");
+}
+
 /// Starts Envoy with the example config rewritten to these ports.
 fn start_envoy(
     dir: &std::path::Path,
@@ -209,6 +257,23 @@ async fn through_a_real_envoy() {
         let claims = jsonwebtoken::decode::<Value>(&minted, &key, &v).expect("minted token verifies").claims;
         assert_eq!(claims["sub"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
     }
+
+    // authgate's identity provider down: Envoy's client gets 503 with
+    // Retry-After (a denial authgate chose), not 401 and not Envoy's own 403.
+    let hosted = server_with_unreachable_identity().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut envoy = start_envoy(dir.path(), port, hosted.grpc.port(), app.port(), false);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert!(port_opens(addr, Duration::from_secs(10)).await, "envoy did not start");
+    let down = get(addr, "/api/orders", &[("authorization", &admin)]).await;
+    let _ = Command::new("kill").arg(envoy.id().to_string()).status();
+    let _ = envoy.wait();
+    assert_eq!(down.0, 503, "{}", down.1);
+    assert!(
+        down.1.contains("retry-after: 5") && down.1.contains("x-authgate-reason: upstream_unavailable"),
+        "{}",
+        down.1
+    );
 }
 
 /// A decision slower than `server.decision_deadline` is a 503 denial: fail

@@ -166,6 +166,40 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
     let cookie = format!("nf_jwt={token}; nf_refresh={refresh}");
     let headers = [("cookie".to_string(), cookie)].into_iter().collect();
     client.verify(VerifyRequest { headers, ..Default::default() }).await.unwrap();
+    // An edge decision logs the client Envoy saw (attributes.source), not
+    // the gRPC peer (Envoy itself).
+    {
+        use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+        use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+        use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+        let source = Peer {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: "203.0.113.7".into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        };
+        let http = HttpRequest {
+            headers: [("x-forwarded-for".to_string(), "198.51.100.1".to_string())].into_iter().collect(),
+            ..Default::default()
+        };
+        let req = CheckRequest {
+            attributes: Some(AttributeContext {
+                source: Some(source),
+                request: Some(Request { http: Some(http), ..Default::default() }),
+                ..Default::default()
+            }),
+        };
+        let mut authz =
+            envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::connect(
+                format!("http://{grpc}"),
+            )
+            .await
+            .unwrap();
+        authz.check(req).await.unwrap();
+    }
     let call = start_slow_verify(grpc, token.clone()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
@@ -182,7 +216,9 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 4, "one line per decision:\n{all}");
+    assert_eq!(decisions.len(), 5, "one line per decision:\n{all}");
+    assert_eq!(decisions[3]["reason"], "missing_credential");
+    assert_eq!(decisions[3]["client"], "203.0.113.7", "the edge client, not the forwarded-for text");
     assert_eq!(decisions[0]["granted"], true);
     assert_eq!(decisions[0]["subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
     assert_eq!(decisions[1]["granted"], false);
