@@ -16,6 +16,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
+/// The gRPC health service name that means "the process is alive": SERVING
+/// from start to shutdown whatever the issuers' state, for liveness probes
+/// (a provider outage must make a replica unready, never restart it).
+pub const LIVENESS_SERVICE: &str = "liveness";
+
+/// How often readiness is recomputed from the issuers' key state.
+const READINESS_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Largest HTTP/2 header list a gRPC client may send. gRPC metadata is
 /// small; this bounds memory per stream against header floods.
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
@@ -54,8 +62,11 @@ pub type RunError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Serves until `shutdown` resolves, then drains and returns.
 ///
-/// Health is NOT_SERVING until the core is built, SERVING while it runs,
-/// and NOT_SERVING again from the moment `shutdown` resolves. After
+/// Health (`""`, AuthService, Authorization; and `/readyz`) is NOT_SERVING
+/// until the core is built and every required issuer has usable keys,
+/// follows the issuers while it runs (keys past their maximum staleness →
+/// NOT_SERVING), and is NOT_SERVING from the moment `shutdown` resolves.
+/// [`LIVENESS_SERVICE`] is SERVING from start to shutdown. After
 /// `drain_delay` the listeners stop accepting; in-flight calls then have
 /// `shutdown_grace` to finish before the server is dropped.
 pub async fn run(
@@ -129,10 +140,8 @@ pub async fn run(
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });
 
-    reporter.set_service_status("", ServingStatus::Serving).await;
-    reporter.set_serving::<AuthServiceServer<AuthGrpc>>().await;
-    reporter.set_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
-    readiness.set(true);
+    reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
+    let watcher = tokio::spawn(follow_readiness(core.clone(), reporter.clone(), readiness.clone()));
     tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
 
     tokio::select! {
@@ -142,6 +151,8 @@ pub async fn run(
     }
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
+    watcher.abort();
+    reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
     reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
@@ -171,6 +182,38 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Keeps health and `/readyz` equal to "every issuer can verify", logging
+/// each change with the issuers that are not ready.
+async fn follow_readiness(
+    core: Arc<Authenticator>,
+    reporter: tonic_health::server::HealthReporter,
+    readiness: Readiness,
+) {
+    let mut last: Option<bool> = None;
+    loop {
+        let ready = core.issuers().ready();
+        if last != Some(ready) {
+            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+            reporter.set_service_status("", status).await;
+            reporter.set_service_status(crate::pb::auth_service_server::SERVICE_NAME, status).await;
+            reporter
+                .set_service_status(
+                    <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+            readiness.set(ready);
+            if ready {
+                tracing::info!("ready");
+            } else {
+                tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
+            }
+            last = Some(ready);
+        }
+        tokio::time::sleep(READINESS_POLL).await;
+    }
 }
 
 /// Accepted gRPC connections with Nagle's algorithm off: a response written

@@ -35,11 +35,13 @@ pub struct IdentityCache {
     max_ttl: Duration,
 }
 
-/// The cache key of `token` as verified by `issuer`.
-pub fn key(issuer: &str, token: &str) -> [u8; 32] {
+/// The cache key of `token` as verified by `issuer` with key material of
+/// generation `epoch` ([`crate::verify::Verifier::cache_epoch`]).
+pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     ctx.update(issuer.as_bytes());
     ctx.update(&[0]);
+    ctx.update(&epoch.to_le_bytes());
     ctx.update(token.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
@@ -103,21 +105,24 @@ mod tests {
             expires_at: exp,
             app_metadata: Map::new(),
             user_metadata: Map::new(),
+            ..Identity::default()
         })
     }
 
     #[test]
     fn keys_separate_issuers_and_tokens() {
-        assert_ne!(key("a", "t"), key("b", "t"));
-        assert_ne!(key("a", "t1"), key("a", "t2"));
+        assert_ne!(key("a", 0, "t"), key("b", 0, "t"));
+        assert_ne!(key("a", 0, "t1"), key("a", 0, "t2"));
         // The separator keeps ("ab","c") and ("a","bc") apart.
-        assert_ne!(key("ab", "c"), key("a", "bc"));
+        assert_ne!(key("ab", 0, "c"), key("a", 0, "bc"));
+        // New key material (another epoch) never serves an old entry.
+        assert_ne!(key("a", 1, "t"), key("a", 2, "t"));
     }
 
     #[test]
     fn hit_is_rechecked_against_exp() {
         let c = IdentityCache::new(100, Duration::from_secs(300));
-        let k = key("dev", "tok");
+        let k = key("dev", 0, "tok");
         c.insert(k, identity(1_000), 900, 30);
         assert!(c.get(&k, 950, 30).is_some());
         assert!(c.get(&k, 1_029, 30).is_some(), "within leeway");
@@ -128,7 +133,7 @@ mod tests {
     #[test]
     fn expired_identities_are_not_stored() {
         let c = IdentityCache::new(100, Duration::from_secs(300));
-        let k = key("dev", "tok");
+        let k = key("dev", 0, "tok");
         c.insert(k, identity(1_000), 2_000, 30);
         assert!(c.get(&k, 990, 30).is_none());
     }

@@ -26,7 +26,13 @@ impl ClaimPath {
     /// Parses `a.b.c`. Empty segments are refused, and so is any path under
     /// `user_metadata`, which the user can write themselves.
     pub fn parse(path: &str) -> Result<Self, String> {
-        let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+        // A namespaced claim (Auth0: `https://example.com/roles`) is one
+        // top-level name, dots and all.
+        let segments: Vec<String> = if path.contains("://") {
+            vec![path.to_owned()]
+        } else {
+            path.split('.').map(str::to_owned).collect()
+        };
         if segments.iter().any(String::is_empty) {
             return Err(format!("role claim path `{path}` has an empty segment"));
         }
@@ -84,6 +90,25 @@ impl Claims {
         }
     }
 
+    /// A top-level claim as a string, whatever its name (for configured
+    /// `require_claims`); `None` when absent or not a string.
+    pub fn string_any(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    /// `session_id`, `aal` and `is_anonymous` (Supabase and GoTrue forks),
+    /// empty/false when absent.
+    pub fn session(&self) -> Result<(String, String, bool), AuthError> {
+        let session_id = self.string("session_id")?.unwrap_or_default().to_owned();
+        let aal = self.string("aal")?.unwrap_or_default().to_owned();
+        let anonymous = match self.0.get("is_anonymous") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(AuthError::MalformedToken("is_anonymous is not a boolean")),
+        };
+        Ok((session_id, aal, anonymous))
+    }
+
     /// `aud` normalised to a list: absent → empty, a string → one, an array
     /// of strings → all of them.
     pub fn audiences(&self) -> Result<Vec<String>, AuthError> {
@@ -118,6 +143,18 @@ impl Claims {
             let mut node = self.0.get(&path.0[0]);
             for seg in &path.0[1..] {
                 node = node.and_then(|v| v.get(seg));
+            }
+            // The OAuth `scope` claim is one space-separated string.
+            if path.0.len() == 1
+                && path.0[0] == "scope"
+                && let Some(Value::String(scope)) = node
+            {
+                for role in scope.split_ascii_whitespace() {
+                    if !roles.iter().any(|r| r == role) {
+                        roles.push(role.to_owned());
+                    }
+                }
+                continue;
             }
             let Some(Value::Array(items)) = node else {
                 continue;

@@ -63,6 +63,9 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 pub const MIN_SECRET_BYTES: usize = 16;
 /// Default role claim paths for GoTrue-shaped issuers.
 pub const DEFAULT_ROLE_CLAIMS: [&str; 2] = ["app_metadata.roles", "app_metadata.authorization.roles"];
+/// Default role claim paths for `jwks` issuers: a plain `roles` array, Auth0's
+/// `permissions`, and the space-separated `scope`.
+pub const DEFAULT_JWKS_ROLE_CLAIMS: [&str; 3] = ["roles", "permissions", "scope"];
 /// Name of the issuer the zero-config mode creates.
 pub const DEV_ISSUER: &str = "dev";
 /// Where the zero-config mode keeps its generated secret, under the
@@ -106,6 +109,9 @@ pub enum IssuerKind {
     /// `kind = "netlify_identity"`: hosted Netlify Identity, whose secret
     /// nobody has, checked by GoTrue itself (`GET <identity_url>/user`).
     NetlifyIdentity(IdentitySettings),
+    /// `kind = "jwks"`: asymmetric keys published as a JWKS (Auth0,
+    /// Supabase, Okta, Keycloak, any OpenID provider) or given as files.
+    Jwks(JwksSettings),
 }
 
 impl IssuerKind {
@@ -114,8 +120,62 @@ impl IssuerKind {
         match self {
             Self::Hs256(_) => "hs256",
             Self::NetlifyIdentity(_) => "netlify_identity",
+            Self::Jwks(_) => "jwks",
         }
     }
+}
+
+/// Where a `jwks` issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Neither `jwks_url` nor a file: OpenID discovery at
+    /// `<iss>/.well-known/openid-configuration` → `jwks_uri`.
+    Discovery(String),
+    /// `jwks_url`.
+    Url(String),
+    /// `jwks_file`: the document, read at load.
+    JwksDocument(String),
+    /// `public_key_files`: (kid = file stem, SPKI PEM text), read at load.
+    Pems(Vec<(String, String)>),
+}
+
+impl KeySource {
+    /// True when keys are fetched over HTTP (and refreshed).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Self::Discovery(_) | Self::Url(_))
+    }
+}
+
+/// Settings of a `jwks` issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSettings {
+    /// `jwks_url` | `jwks_file` | `public_key_files`; default discovery.
+    pub source: KeySource,
+    /// `algorithms`: default `["RS256", "ES256", "EdDSA"]` (`PS256` may be
+    /// added); intersected with each key's own type and `alg`.
+    pub algorithms: Vec<crate::keyset::JwsAlg>,
+    /// `required`: default true. Readiness waits for this issuer's keys.
+    pub required: bool,
+    /// `fetch_timeout`: default 5s, per discovery or JWKS request.
+    pub fetch_timeout: Duration,
+    /// `min_refresh_interval`: default 1m. `Cache-Control: max-age` is
+    /// clamped to [min, max]; without it, `max_refresh_interval` applies.
+    pub min_refresh_interval: Duration,
+    /// `max_refresh_interval`: default 1h.
+    pub max_refresh_interval: Duration,
+    /// `refetch_cooldown`: default 30s. At most one fetch for unknown kids
+    /// per window, counted from the last fetch of any kind.
+    pub refetch_cooldown: Duration,
+    /// `max_staleness`: default 24h. Keys older than this (refreshes kept
+    /// failing) are not used: `keys_unavailable` and not ready.
+    pub max_staleness: Duration,
+    /// `max_response_bytes`: default 256 KiB.
+    pub max_response_bytes: usize,
+    /// `require_claims`: default none. Claim name → exact string value
+    /// (e.g. Supabase `role = "authenticated"`).
+    pub require_claims: Vec<(String, String)>,
+    /// `allow_anonymous`: default true. False refuses `is_anonymous: true`.
+    pub allow_anonymous: bool,
 }
 
 /// Settings of an `hs256` issuer.
@@ -336,7 +396,7 @@ impl IssuerConfig {
     pub fn signing_secret(&self) -> Option<&Secret> {
         match &self.kind {
             IssuerKind::Hs256(h) => Some(&h.secret),
-            IssuerKind::NetlifyIdentity(_) => None,
+            IssuerKind::NetlifyIdentity(_) | IssuerKind::Jwks(_) => None,
         }
     }
 }
@@ -757,6 +817,38 @@ impl Config {
                     }
                     out.push_str(&format!("allow_system_principal = {}\n", h.allow_system_principal));
                 }
+                IssuerKind::Jwks(j) => {
+                    match &j.source {
+                        KeySource::Discovery(u) => {
+                            out.push_str(&format!("# keys by discovery from {}\n", q(u)))
+                        }
+                        KeySource::Url(u) => out.push_str(&format!("jwks_url = {}\n", q(u))),
+                        KeySource::JwksDocument(_) => out.push_str("# keys from jwks_file (read at load)\n"),
+                        KeySource::Pems(p) => {
+                            let kids: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+                            out.push_str(&format!("# keys from public_key_files: {kids:?}\n"))
+                        }
+                    }
+                    let algs: Vec<String> = j.algorithms.iter().map(|a| q(a.as_str())).collect();
+                    out.push_str(&format!("algorithms = [{}]\nrequired = {}\n", algs.join(", "), j.required));
+                    for (k, v) in [
+                        ("fetch_timeout", j.fetch_timeout),
+                        ("min_refresh_interval", j.min_refresh_interval),
+                        ("max_refresh_interval", j.max_refresh_interval),
+                        ("refetch_cooldown", j.refetch_cooldown),
+                        ("max_staleness", j.max_staleness),
+                    ] {
+                        out.push_str(&format!("{k} = {}\n", d(v)));
+                    }
+                    let rc: Vec<String> =
+                        j.require_claims.iter().map(|(k, v)| format!("{} = {}", q(k), q(v))).collect();
+                    out.push_str(&format!(
+                        "max_response_bytes = {}\nallow_anonymous = {}\nrequire_claims = {{ {} }}\n",
+                        j.max_response_bytes,
+                        j.allow_anonymous,
+                        rc.join(", ")
+                    ));
+                }
                 IssuerKind::NetlifyIdentity(n) => {
                     out.push_str(&format!("identity_url = {}\n", q(&n.identity_url)));
                     for (k, v) in [
@@ -827,12 +919,13 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
     }
     let kind_name = s
         .parsed(r, "kind", None, None, |v| match v {
-            "hs256" | "netlify_identity" => Ok(v.to_string()),
-            _ => Err("unknown kind (supported: hs256, netlify_identity)".to_string()),
+            "hs256" | "netlify_identity" | "jwks" => Ok(v.to_string()),
+            _ => Err("unknown kind (supported: hs256, netlify_identity, jwks)".to_string()),
         })
         .unwrap_or_else(|| "hs256".to_string());
     let kind = match kind_name.as_str() {
         "netlify_identity" => read_identity_settings(r, &mut s).map(IssuerKind::NetlifyIdentity),
+        "jwks" => read_jwks_settings(r, &mut s).map(IssuerKind::Jwks),
         _ => read_hs256_settings(r, &mut s, &name).map(IssuerKind::Hs256),
     };
     let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
@@ -844,9 +937,11 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
     if expected_iss.as_deref() == Some("") {
         r.errors.push(format!("{}.iss is empty: leave it out to accept tokens without `iss`", s.label));
     }
+    let default_roles: &[&str] =
+        if kind_name == "jwks" { &DEFAULT_JWKS_ROLE_CLAIMS } else { &DEFAULT_ROLE_CLAIMS };
     let role_claims = s
         .strings(r, "role_claims")
-        .unwrap_or_else(|| DEFAULT_ROLE_CLAIMS.iter().map(|p| p.to_string()).collect())
+        .unwrap_or_else(|| default_roles.iter().map(|p| p.to_string()).collect())
         .iter()
         .filter_map(|p| ClaimPath::parse(p).map_err(|e| r.errors.push(format!("{}: {e}", s.label))).ok())
         .collect();
@@ -856,6 +951,30 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         r.errors
             .push(format!("{}.iss: netlify_identity tokens carry no `iss` (GoTrue writes none)", s.label));
     }
+    if kind_name == "jwks" {
+        if expected_iss.is_none() {
+            r.errors
+                .push(format!("{}.iss is required for kind jwks (tokens must name their issuer)", s.label));
+        }
+        if audiences.is_empty() {
+            r.errors.push(format!(
+                "{}.audiences is required for kind jwks (a token for another API of the same provider must not pass)",
+                s.label
+            ));
+        }
+    }
+    let kind = match kind {
+        Some(IssuerKind::Jwks(mut j)) => {
+            if let KeySource::Discovery(url) = &mut j.source {
+                *url = expected_iss.clone().unwrap_or_default();
+                if let Err(e) = parse_upstream_url(url) {
+                    r.errors.push(format!("{}.iss (used for discovery): {e}", s.label));
+                }
+            }
+            Some(IssuerKind::Jwks(j))
+        }
+        other => other,
+    };
     s.finish(r);
     Some(IssuerConfig {
         name,
@@ -1169,6 +1288,119 @@ fn read_hs256_settings(r: &mut Reader<'_>, s: &mut Section<'_>, name: &str) -> O
     Some(Hs256Settings { secret, previous_secret, allow_system_principal })
 }
 
+fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<JwksSettings> {
+    use crate::keyset::JwsAlg;
+    let label = s.label.clone();
+    let url = s.parsed(r, "jwks_url", None, None, |v| parse_upstream_url(v).map(|u| u.to_string()));
+    let file = s.parsed(r, "jwks_file", None, None, |v| Ok(PathBuf::from(v)));
+    let pems = s.strings(r, "public_key_files");
+    let algorithms: Vec<JwsAlg> = s
+        .strings(r, "algorithms")
+        .unwrap_or_else(|| vec!["RS256".into(), "ES256".into(), "EdDSA".into()])
+        .iter()
+        .filter_map(|a| {
+            JwsAlg::parse(a)
+                .ok_or_else(|| {
+                    r.errors.push(format!(
+                        "{label}.algorithms: `{a}` is not accepted (RS256, PS256, ES256, EdDSA; never HS*)"
+                    ))
+                })
+                .ok()
+        })
+        .collect();
+    if algorithms.is_empty() {
+        r.errors.push(format!("{label}.algorithms must name at least one algorithm"));
+    }
+    let d = |r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, default: u64| {
+        s.parsed(r, key, None, None, parse_duration).unwrap_or(Duration::from_secs(default))
+    };
+    let fetch_timeout = d(r, s, "fetch_timeout", 5);
+    let min_refresh_interval = d(r, s, "min_refresh_interval", 60);
+    let max_refresh_interval = d(r, s, "max_refresh_interval", 3600);
+    let refetch_cooldown = d(r, s, "refetch_cooldown", 30);
+    let max_staleness = d(r, s, "max_staleness", 24 * 3600);
+    if fetch_timeout.is_zero() {
+        r.errors.push(format!("{label}.fetch_timeout must be above zero"));
+    }
+    if min_refresh_interval < Duration::from_secs(1) || min_refresh_interval > max_refresh_interval {
+        r.errors.push(format!("{label}: need 1s <= min_refresh_interval <= max_refresh_interval"));
+    }
+    if max_staleness <= max_refresh_interval && max_staleness < min_refresh_interval * 2 {
+        r.errors.push(format!("{label}.max_staleness must leave room for at least two refreshes"));
+    }
+    let max_response_bytes = s
+        .parsed(r, "max_response_bytes", None, None, |v| parse_bounded(v, 1024, 16 << 20))
+        .unwrap_or(256 << 10);
+    let required = s.boolean(r, "required").unwrap_or(true);
+    let allow_anonymous = s.boolean(r, "allow_anonymous").unwrap_or(true);
+    let require_claims = match s.get("require_claims") {
+        None => Vec::new(),
+        Some(Value::Table(t)) if t.values().all(Value::is_str) => {
+            t.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))).collect()
+        }
+        Some(_) => {
+            r.errors.push(format!("{label}.require_claims must be a table of strings"));
+            Vec::new()
+        }
+    };
+    let source = match (url, file, pems) {
+        (None, None, None) => KeySource::Discovery(String::new()),
+        (Some(u), None, None) => KeySource::Url(u),
+        (None, Some(path), None) => match std::fs::read_to_string(&path) {
+            Ok(text) => match crate::keyset::KeySet::from_jwks(text.as_bytes(), &algorithms) {
+                Ok((set, _)) if !set.is_empty() => KeySource::JwksDocument(text),
+                Ok(_) => {
+                    r.errors.push(format!("{label}.jwks_file {}: no usable key", path.display()));
+                    return None;
+                }
+                Err(e) => {
+                    r.errors.push(format!("{label}.jwks_file {}: {e}", path.display()));
+                    return None;
+                }
+            },
+            Err(e) => {
+                r.errors.push(format!("{label}.jwks_file: cannot read {}: {e}", path.display()));
+                return None;
+            }
+        },
+        (None, None, Some(paths)) => {
+            let mut pems = Vec::new();
+            for p in paths.iter().map(PathBuf::from) {
+                let kid = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                match std::fs::read_to_string(&p) {
+                    Ok(text) => pems.push((kid, text)),
+                    Err(e) => {
+                        r.errors.push(format!("{label}.public_key_files: cannot read {}: {e}", p.display()))
+                    }
+                }
+            }
+            if let Err(e) = crate::keyset::KeySet::from_pems(&pems, &algorithms) {
+                r.errors.push(format!("{label}.public_key_files: {e}"));
+            }
+            KeySource::Pems(pems)
+        }
+        _ => {
+            r.errors.push(format!(
+                "{label}: set one of jwks_url, jwks_file, public_key_files (or none, for discovery)"
+            ));
+            return None;
+        }
+    };
+    Some(JwksSettings {
+        source,
+        algorithms,
+        required,
+        fetch_timeout,
+        min_refresh_interval,
+        max_refresh_interval,
+        refetch_cooldown,
+        max_staleness,
+        max_response_bytes,
+        require_claims,
+        allow_anonymous,
+    })
+}
+
 fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<IdentitySettings> {
     let site = s.parsed(r, "site_url", None, None, |v| parse_upstream_url(v).map(|u| (u, true)));
     let base = s.parsed(r, "identity_url", None, None, |v| parse_upstream_url(v).map(|u| (u, false)));
@@ -1222,6 +1454,12 @@ fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<Ide
 
 /// An upstream base URL: `https`, or `http` to a loopback host only (the
 /// user's token travels in the request).
+/// The upstream URL rule (https, or http to loopback only; no query,
+/// fragment or credentials), for URLs learnt at run time (`jwks_uri`).
+pub fn check_upstream_url(v: &str) -> Result<String, String> {
+    parse_upstream_url(v)
+}
+
 fn parse_upstream_url(v: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
     let loopback = match url.host() {

@@ -95,6 +95,18 @@ pub enum AuthError {
     IssuerNotAllowed,
     /// Exchange is called but no `[exchange]` is configured.
     ExchangeDisabled,
+    /// A JWKS issuer's token names a `kid` (or, without one, an algorithm)
+    /// that no key in a freshly checked key set has.
+    UnknownKey,
+    /// A JWKS issuer's keys cannot be used: never loaded, older than the
+    /// configured maximum staleness, or the refetch for an unknown `kid`
+    /// failed (the kid may be a new key we cannot see yet).
+    KeysUnavailable,
+    /// The token is valid but belongs to an anonymous user (Supabase
+    /// `is_anonymous`) and the issuer does not admit them.
+    AnonymousUser,
+    /// A claim the issuer's `require_claims` names is absent or differs.
+    ClaimMismatch,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -129,6 +141,10 @@ impl AuthError {
             Self::InvalidScope => "invalid_scope",
             Self::IssuerNotAllowed => "issuer_not_allowed",
             Self::ExchangeDisabled => "exchange_disabled",
+            Self::UnknownKey => "unknown_key",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::AnonymousUser => "anonymous_user",
+            Self::ClaimMismatch => "claim_mismatch",
             Self::Internal(_) => "internal",
         }
     }
@@ -136,17 +152,20 @@ impl AuthError {
     /// The gRPC status code of this denial.
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Self::InsufficientRole | Self::InvalidScope | Self::IssuerNotAllowed => {
-                tonic::Code::PermissionDenied
-            }
+            Self::InsufficientRole
+            | Self::InvalidScope
+            | Self::IssuerNotAllowed
+            | Self::AnonymousUser
+            | Self::ClaimMismatch => tonic::Code::PermissionDenied,
             Self::UnknownIssuer | Self::InvalidRequest(_) | Self::InvalidTarget => {
                 tonic::Code::InvalidArgument
             }
             Self::ExchangeDisabled => tonic::Code::Unimplemented,
             Self::Internal(_) => tonic::Code::Internal,
-            Self::UpstreamUnavailable(_) | Self::UpstreamRateLimited { .. } | Self::UpstreamBusy => {
-                tonic::Code::Unavailable
-            }
+            Self::UpstreamUnavailable(_)
+            | Self::UpstreamRateLimited { .. }
+            | Self::UpstreamBusy
+            | Self::KeysUnavailable => tonic::Code::Unavailable,
             Self::MissingCredential
             | Self::MalformedToken(_)
             | Self::TokenTooLarge { .. }
@@ -162,7 +181,8 @@ impl AuthError {
             | Self::UserNotFound
             | Self::ProxySignatureMissing
             | Self::ProxySignatureInvalid(_)
-            | Self::ProxySignatureReplayed => tonic::Code::Unauthenticated,
+            | Self::ProxySignatureReplayed
+            | Self::UnknownKey => tonic::Code::Unauthenticated,
         }
     }
 
@@ -207,6 +227,10 @@ impl AuthError {
             Self::InvalidScope,
             Self::IssuerNotAllowed,
             Self::ExchangeDisabled,
+            Self::UnknownKey,
+            Self::KeysUnavailable,
+            Self::AnonymousUser,
+            Self::ClaimMismatch,
             Self::Internal("signing failed"),
         ]
     }
@@ -254,6 +278,12 @@ impl fmt::Display for AuthError {
                 f.write_str("users of this issuer may not get tokens for this audience")
             }
             Self::ExchangeDisabled => f.write_str("token exchange is not configured"),
+            Self::UnknownKey => f.write_str("no key of this issuer matches the token's key id"),
+            Self::KeysUnavailable => {
+                f.write_str("this issuer's signing keys are unavailable; retry later with the same token")
+            }
+            Self::AnonymousUser => f.write_str("anonymous users are not admitted by this issuer"),
+            Self::ClaimMismatch => f.write_str("a claim this issuer requires is absent or has another value"),
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -294,15 +324,14 @@ mod tests {
     fn codes_follow_the_contract() {
         for e in AuthError::examples() {
             let want = match e.reason() {
-                "insufficient_role" | "invalid_scope" | "issuer_not_allowed" => {
-                    (tonic::Code::PermissionDenied, 403)
-                }
+                "insufficient_role" | "invalid_scope" | "issuer_not_allowed" | "anonymous_user"
+                | "claim_mismatch" => (tonic::Code::PermissionDenied, 403),
                 "unknown_issuer" | "invalid_request" | "invalid_target" => {
                     (tonic::Code::InvalidArgument, 400)
                 }
                 "exchange_disabled" => (tonic::Code::Unimplemented, 501),
                 "internal" => (tonic::Code::Internal, 500),
-                "upstream_unavailable" | "upstream_rate_limited" | "upstream_busy" => {
+                "upstream_unavailable" | "upstream_rate_limited" | "upstream_busy" | "keys_unavailable" => {
                     (tonic::Code::Unavailable, 503)
                 }
                 _ => (tonic::Code::Unauthenticated, 401),

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// A verified user. Built only by verifiers, after the signature checked out.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Identity {
     /// `sub`.
     pub subject: String,
@@ -25,6 +25,12 @@ pub struct Identity {
     pub app_metadata: Map<String, Value>,
     /// `user_metadata` as issued: user-writable, never used for decisions.
     pub user_metadata: Map<String, Value>,
+    /// `session_id`, empty when absent.
+    pub session_id: String,
+    /// `aal`, empty when absent.
+    pub aal: String,
+    /// `is_anonymous`.
+    pub is_anonymous: bool,
 }
 
 impl Identity {
@@ -46,6 +52,9 @@ impl From<&Identity> for pb::Identity {
             expires_at: Some(prost_types::Timestamp { seconds: id.expires_at, nanos: 0 }),
             app_metadata: Some(to_struct(&id.app_metadata)),
             user_metadata: Some(to_struct(&id.user_metadata)),
+            session_id: id.session_id.clone(),
+            aal: id.aal.clone(),
+            is_anonymous: id.is_anonymous,
         }
     }
 }
@@ -108,6 +117,7 @@ mod tests {
             expires_at: 0,
             app_metadata: Map::new(),
             user_metadata: Map::new(),
+            ..Identity::default()
         };
         assert!(id.has_any_role(&[]));
         assert!(id.has_any_role(&["admin".into(), "editor".into()]));

@@ -69,6 +69,7 @@ pub mod http;
 pub mod identity;
 pub mod jws;
 pub mod keys;
+pub mod keyset;
 pub mod mint;
 pub mod pipeline;
 pub mod telemetry;

@@ -158,7 +158,10 @@ impl Authenticator {
         // A hit means these exact bytes passed every check of this issuer
         // (size and shape included), so the token need not be parsed again.
         let shared_cache = self.cache.as_ref().filter(|_| !verifier.has_own_cache());
-        let key = shared_cache.map(|_| cache::key(verifier.name(), token));
+        let key = match shared_cache {
+            Some(_) => Some(cache::key(verifier.name(), verifier.cache_epoch()?, token)),
+            None => None,
+        };
         if let (Some(cache), Some(key)) = (shared_cache, &key)
             && let Some(hit) = cache.get(key, now, leeway)
         {

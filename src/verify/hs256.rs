@@ -98,6 +98,7 @@ impl Hs256Verifier {
             expires_at: exp,
             app_metadata,
             user_metadata: claims.take_object("user_metadata")?,
+            ..Identity::default()
         })
     }
 }

@@ -132,7 +132,7 @@ impl IdentityVerifier {
     async fn check(&self, jws: &CompactJws<'_>) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
         let token = jws.compact();
-        let key = crate::cache::key(&self.name, token);
+        let key = crate::cache::key(&self.name, 0, token);
         // A positive entry exists only for these exact bytes after GoTrue
         // accepted them, so shape, alg and sub need no second look; exp does.
         if let Some(hit) = self.positive.get(&key).await {
@@ -269,6 +269,7 @@ impl IdentityVerifier {
             expires_at: exp,
             app_metadata,
             user_metadata,
+            ..Identity::default()
         })
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod hs256;
 pub mod introspect;
+pub mod jwks;
 pub mod nf_sign;
 
 use crate::config::{Config, IssuerKind};
@@ -42,6 +43,18 @@ pub trait Verifier: Send + Sync {
     fn has_own_cache(&self) -> bool {
         false
     }
+    /// The generation of the key material a cached answer depends on: an
+    /// entry cached under another generation is never served, so a key
+    /// removed from the issuer's key set stops granting at once. An error
+    /// means the issuer cannot answer now (keys past their staleness).
+    fn cache_epoch(&self) -> Result<u64, AuthError> {
+        Ok(0)
+    }
+    /// False while a required issuer cannot verify (keys not loaded yet, or
+    /// past their maximum staleness); readiness reports it.
+    fn ready(&self) -> bool {
+        true
+    }
     /// Verifies the token completely and builds the identity.
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
 }
@@ -63,6 +76,7 @@ impl Issuers {
                 IssuerKind::NetlifyIdentity(n) => {
                     Arc::new(introspect::IdentityVerifier::new(i, n)) as Arc<dyn Verifier>
                 }
+                IssuerKind::Jwks(j) => Arc::new(jwks::JwksVerifier::new(i, j)) as Arc<dyn Verifier>,
             })
             .collect();
         let default = config.issuers.iter().position(|i| i.default);
@@ -94,6 +108,16 @@ impl Issuers {
     /// The verifier with this configured name.
     pub fn by_name(&self, name: &str) -> Option<&dyn Verifier> {
         self.verifiers.iter().find(|v| v.name() == name).map(|v| v.as_ref())
+    }
+
+    /// True when every issuer can verify (see [`Verifier::ready`]).
+    pub fn ready(&self) -> bool {
+        self.verifiers.iter().all(|v| v.ready())
+    }
+
+    /// Names of the issuers that are not ready.
+    pub fn not_ready(&self) -> Vec<&str> {
+        self.verifiers.iter().filter(|v| !v.ready()).map(|v| v.name()).collect()
     }
 
     /// Configured issuer names, in config order.

@@ -148,7 +148,7 @@ impl ProxyVerifier {
         }
         if let Some(seen) = &self.seen {
             let ttl = Duration::from_secs(exp.saturating_add(self.leeway).saturating_sub(now).max(1) as u64);
-            let entry = seen.entry(crate::cache::key(HEADER, header)).or_insert(ttl);
+            let entry = seen.entry(crate::cache::key(HEADER, 0, header)).or_insert(ttl);
             if !entry.is_fresh() {
                 return Err(AuthError::ProxySignatureReplayed);
             }
