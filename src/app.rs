@@ -141,7 +141,10 @@ pub async fn run(
     let mut http_task = tokio::spawn(async move { http.await });
 
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
-    let watcher = tokio::spawn(follow_readiness(core.clone(), reporter.clone(), readiness.clone()));
+    // Evaluated once before "serving" is logged, so a probe right after
+    // start already sees the issuers' state; then followed.
+    let ready = apply_readiness(&core, &reporter, &readiness, None).await;
+    let watcher = tokio::spawn(follow_readiness(core.clone(), reporter.clone(), readiness.clone(), ready));
     tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
 
     tokio::select! {
@@ -190,30 +193,42 @@ async fn follow_readiness(
     core: Arc<Authenticator>,
     reporter: tonic_health::server::HealthReporter,
     readiness: Readiness,
+    mut last: bool,
 ) {
-    let mut last: Option<bool> = None;
     loop {
-        let ready = core.issuers().ready();
-        if last != Some(ready) {
-            let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
-            reporter.set_service_status("", status).await;
-            reporter.set_service_status(crate::pb::auth_service_server::SERVICE_NAME, status).await;
-            reporter
-                .set_service_status(
-                    <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
-                    status,
-                )
-                .await;
-            readiness.set(ready);
-            if ready {
-                tracing::info!("ready");
-            } else {
-                tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
-            }
-            last = Some(ready);
-        }
         tokio::time::sleep(READINESS_POLL).await;
+        last = apply_readiness(&core, &reporter, &readiness, Some(last)).await;
     }
+}
+
+/// Sets health and `/readyz` from the issuers when it differs from `last`;
+/// returns the current state.
+async fn apply_readiness(
+    core: &Authenticator,
+    reporter: &tonic_health::server::HealthReporter,
+    readiness: &Readiness,
+    last: Option<bool>,
+) -> bool {
+    let ready = core.issuers().ready();
+    if last == Some(ready) {
+        return ready;
+    }
+    let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(crate::pb::auth_service_server::SERVICE_NAME, status).await;
+    reporter
+        .set_service_status(
+            <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    readiness.set(ready);
+    if ready {
+        tracing::info!("ready");
+    } else {
+        tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
+    }
+    ready
 }
 
 /// Accepted gRPC connections with Nagle's algorithm off: a response written

@@ -16,9 +16,7 @@ use tonic_health::pb::health_client::HealthClient;
 const SERVICE: &str = "authgate.v1.AuthService";
 
 async fn health(server: &TestServer, service: &str) -> ServingStatus {
-    let mut h = HealthClient::new(server.channel().await);
-    let resp = h.check(HealthCheckRequest { service: service.into() }).await.expect("health check");
-    ServingStatus::try_from(resp.into_inner().status).unwrap()
+    server.health(service).await
 }
 
 async fn http_status(addr: SocketAddr, path: &str) -> u16 {

@@ -479,10 +479,6 @@ async fn verify_table() {
     assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
-fn reason(status: &tonic::Status) -> Option<String> {
-    status.get_details_error_info().map(|i| i.reason)
-}
-
 #[tokio::test]
 async fn messages_never_echo_the_token() {
     let server = TestServer::start(&standard_config()).await;

@@ -101,6 +101,14 @@ impl TestServer {
         Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect")
     }
 
+    /// The gRPC health status of `service` ("" for the server as a whole).
+    pub async fn health(&self, service: &str) -> tonic_health::pb::health_check_response::ServingStatus {
+        let mut h = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        let req = tonic_health::pb::HealthCheckRequest { service: service.into() };
+        let resp = h.check(req).await.expect("health check");
+        tonic_health::pb::health_check_response::ServingStatus::try_from(resp.into_inner().status).unwrap()
+    }
+
     pub async fn client(&self) -> AuthServiceClient<Channel> {
         AuthServiceClient::new(self.channel().await)
     }
@@ -125,6 +133,12 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.begin_shutdown();
     }
+}
+
+/// The ErrorInfo reason of a denial.
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status.get_details_error_info().map(|i| i.reason)
 }
 
 pub fn now() -> i64 {
