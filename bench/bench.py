@@ -11,6 +11,10 @@ token's subject and counts calls; it checks no signature: correctness is the
 tests' job, this measures the cached path), then requests 1,000 distinct
 tokens many times each and reports upstream calls and the cache-hit ratio.
 
+--jwks es256|eddsa verifies tokens of a `jwks` issuer (static JWKS file, the
+same aws-lc-rs key set as a fetched one) signed with ES256 or EdDSA by
+PyJWT; with --cache-entries 0 every Verify pays the signature check.
+
 Starts a release build of authgate, then drives, in alternating rounds with
 h2load at a fixed concurrency:
   * control: grpc.health.v1.Health/Check (about the cost of a no-op RPC)
@@ -109,6 +113,23 @@ class StandIn(BaseHTTPRequestHandler):
         pass
 
 
+# Signs one token with the PEM key on stdin (PyJWT + cryptography from the
+# test venv) and prints it with the public JWKS.
+JWKS_SIGNER = r"""
+import json, sys, time, jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+alg = sys.argv[1]
+key = load_pem_private_key(sys.stdin.read().encode(), None)
+algo = jwt.get_algorithm_by_name(alg)
+jwk = json.loads(algo.to_jwk(key.public_key()))
+jwk.update(kid="bench", alg=alg, use="sig")
+claims = {"iss": "https://bench.idp/", "aud": "bench", "sub": "auth0|bench", "exp": int(time.time()) + 7200,
+          "iat": int(time.time()), "permissions": ["read"], "scope": "openid read"}
+token = jwt.encode(claims, key, algorithm=alg, headers={"kid": "bench"})
+print(json.dumps({"token": token, "jwks": {"keys": [jwk]}}))
+"""
+
+
 def verify_body(token: str) -> bytes:
     return grpc_frame(b"\x0a" + varint(len(token)) + token.encode())
 
@@ -153,6 +174,8 @@ def main():
                     help="hosted Netlify Identity issuer against a GoTrue stand-in, plus a 1,000-token cache run")
     ap.add_argument("--exchange", choices=["cached", "uncached"],
                     help="drive Exchange (EdDSA key, audience 'bench') instead of Verify")
+    ap.add_argument("--jwks", choices=["es256", "eddsa"],
+                    help="verify tokens of a jwks issuer signed with this algorithm")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
@@ -167,12 +190,24 @@ def main():
     grpc_addr = f"127.0.0.1:{free_port()}"
     cfg = work / "authgate.toml"
     standin = None
+    jwks_token = None
     if args.hosted:
         standin = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
         standin.daemon_threads = True
         threading.Thread(target=standin.serve_forever, daemon=True).start()
         issuer = (f'kind = "netlify_identity"\nidentity_url = "http://127.0.0.1:{standin.server_address[1]}"\n'
                   f'cache_max_entries = {max(10_000, 2 * args.distinct_tokens)}\n')
+    elif args.jwks:
+        alg = {"es256": "ES256", "eddsa": "EdDSA"}[args.jwks]
+        pem = subprocess.run([str(BIN), "keys", "generate", "--alg", alg],
+                             capture_output=True, text=True, check=True).stdout
+        signed = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", JWKS_SIGNER, alg],
+                                input=pem, capture_output=True, text=True, check=True).stdout
+        signed = json.loads(signed)
+        (work / "jwks.json").write_text(json.dumps(signed["jwks"]))
+        jwks_token = signed["token"]
+        issuer = (f'kind = "jwks"\niss = "https://bench.idp/"\naudiences = ["bench"]\n'
+                  f'jwks_file = "{work / "jwks.json"}"\n')
     else:
         issuer = ""
     exchange = ""
@@ -199,7 +234,7 @@ name = "netlify"
     secret = secrets.token_urlsafe(32)
     env = dict(os.environ, AUTHGATE_ISSUER_NETLIFY_SECRET=secret)
     env.pop("RUST_LOG", None)
-    token = gotrue_token(secret.encode(), str(uuid.uuid4()))
+    token = jwks_token if args.jwks else gotrue_token(secret.encode(), str(uuid.uuid4()))
     verify_file = work / "verify.bin"
     verify_file.write_bytes(verify_body(token))
     if args.exchange:  # ExchangeRequest{subject_token = 1, audience = 4}
@@ -267,7 +302,7 @@ name = "netlify"
     print(f"h2load -c {args.connections} -m {args.streams} -t 1, {args.requests} requests per run, "
           f"{args.rounds} rounds, token {len(token)} bytes, log level {args.log_level} ({decisions} log lines), "
           f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}, "
-          f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else 'hs256'}"
+          f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else ('jwks ' + args.jwks) if args.jwks else 'hs256'}"
           f"{', Exchange ' + args.exchange + ' (the verify row)' if args.exchange else ''}")
     print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, rows in results.items():

@@ -1824,6 +1824,62 @@ mod tests {
     }
 
     #[test]
+    fn jwks_issuer_rules() {
+        let errs = load(
+            r#"
+            [[issuers]]
+            name = "a"
+            kind = "jwks"
+            algorithms = ["HS256", "none"]
+            jwks_url = "https://idp.example.com/jwks"
+            jwks_file = "/nonexistent"
+            [[issuers]]
+            name = "c"
+            kind = "jwks"
+            iss = "https://idp.example.com/"
+            audiences = ["api"]
+            jwks_url = "http://idp.example.com/jwks"
+            [[issuers]]
+            name = "b"
+            kind = "jwks"
+            iss = "http://idp.example.com/"
+            audiences = ["api"]
+            min_refresh_interval = "2h"
+            require_claims = { role = 1 }
+            "#,
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "issuers[0] (a).iss is required",
+            "issuers[0] (a).audiences is required",
+            "`HS256` is not accepted",
+            "`none` is not accepted",
+            "issuers[1] (c).jwks_url: must be https",
+            "set one of jwks_url, jwks_file, public_key_files",
+            "issuers[2] (b).iss (used for discovery): must be https",
+            "min_refresh_interval <= max_refresh_interval",
+            "require_claims must be a table of strings",
+        ] {
+            assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+        }
+        let ok = load(
+            "[[issuers]]\nname = \"auth0\"\nkind = \"jwks\"\niss = \"https://t.auth0.com/\"\naudiences = [\"api\"]\n",
+            &[],
+        )
+        .unwrap();
+        let IssuerKind::Jwks(j) = &ok.issuers[0].kind else { panic!("not jwks") };
+        assert_eq!(j.source, KeySource::Discovery("https://t.auth0.com/".into()));
+        assert_eq!(j.refetch_cooldown, Duration::from_secs(30));
+        assert_eq!(
+            ok.issuers[0].role_claims.iter().map(ClaimPath::as_dotted).collect::<Vec<_>>(),
+            ["roles", "permissions", "scope"]
+        );
+        assert!(ok.render_redacted().contains("kind = \"jwks\""));
+    }
+
+    #[test]
     fn edge_section_errors() {
         let base = "[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n";
         let errs = load(

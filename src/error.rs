@@ -320,6 +320,24 @@ mod tests {
         }
     }
 
+    /// The README's error table is the contract operators read: every
+    /// reason has a row with its gRPC code and HTTP status.
+    #[test]
+    fn readme_error_table_lists_every_reason() {
+        let readme = include_str!("../README.md");
+        for e in AuthError::examples() {
+            let row = format!("| `{}` | {:?} | {} |", e.reason(), e.grpc_code(), e.http_status());
+            let row = row
+                .replace("PermissionDenied", "PERMISSION_DENIED")
+                .replace("InvalidArgument", "INVALID_ARGUMENT")
+                .replace("Unauthenticated", "UNAUTHENTICATED")
+                .replace("Unavailable", "UNAVAILABLE")
+                .replace("Unimplemented", "UNIMPLEMENTED")
+                .replace("Internal", "INTERNAL");
+            assert!(readme.contains(&row), "README error table lacks: {row}");
+        }
+    }
+
     #[test]
     fn codes_follow_the_contract() {
         for e in AuthError::examples() {

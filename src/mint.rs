@@ -82,7 +82,11 @@ pub fn generate_pkcs8_pem(alg: MintAlg) -> Result<String, String> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
     let rng = SystemRandom::new();
     let der: Vec<u8> = match alg {
-        MintAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| e.to_string())?.as_ref().to_vec(),
+        // v1 (RFC 5208): OpenSSL 3 and Python's cryptography refuse the v2
+        // document aws-lc-rs writes by default; authgate reads either.
+        MintAlg::EdDSA => {
+            Ed25519KeyPair::generate_pkcs8v1(&rng).map_err(|e| e.to_string())?.as_ref().to_vec()
+        }
         MintAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|e| e.to_string())?
             .as_ref()
@@ -293,7 +297,12 @@ mod tests {
     #[test]
     fn generated_keys_parse_and_publish_no_private_material() {
         for alg in [MintAlg::EdDSA, MintAlg::ES256, MintAlg::RS256] {
-            let pem = Secret::new(generate_pkcs8_pem(alg).unwrap().into_bytes());
+            let text = generate_pkcs8_pem(alg).unwrap();
+            // PrivateKeyInfo version 0 (PKCS#8 v1), which every tool reads.
+            let der = pem::parse(&text).unwrap().into_contents();
+            let header = 2 + (der[1] & 0x80 != 0) as usize * (der[1] & 0x7f) as usize;
+            assert!(der[header..].starts_with(&[0x02, 0x01, 0x00]), "{alg:?}");
+            let pem = Secret::new(text.into_bytes());
             check_private_key(&pem, alg).unwrap();
             let jwk = public_jwk(&pem, &encoding_key(&pem, alg).unwrap(), alg, "k1").unwrap();
             assert_eq!(jwk["kid"], "k1");

@@ -25,6 +25,7 @@ fn example_config_is_valid() {
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("name = \"functions\"") && !stdout.contains("0123456789"), "{stdout}");
+    assert!(stdout.contains("name = \"supabase\"") && stdout.contains("kind = \"jwks\""), "{stdout}");
 }
 
 #[test]

@@ -84,6 +84,7 @@ impl Hs256Verifier {
             return Err(AuthError::SystemPrincipal);
         }
         let subject = subject.to_owned();
+        let (session_id, aal, is_anonymous) = claims.session()?;
         let email = claims.string("email")?.unwrap_or_default().to_owned();
         let roles = claims.roles(&self.role_claims);
         let app_metadata = claims.take_object("app_metadata")?;
@@ -98,7 +99,9 @@ impl Hs256Verifier {
             expires_at: exp,
             app_metadata,
             user_metadata: claims.take_object("user_metadata")?,
-            ..Identity::default()
+            session_id,
+            aal,
+            is_anonymous,
         })
     }
 }
