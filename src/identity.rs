@@ -38,6 +38,24 @@ impl Identity {
     pub fn has_any_role(&self, required: &[String]) -> bool {
         required.is_empty() || required.iter().any(|r| self.roles.contains(r))
     }
+
+    /// The identity as JSON (`authgate verify`), field names as in the proto.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "subject": self.subject,
+            "email": self.email,
+            "roles": self.roles,
+            "provider": self.provider,
+            "issuer": &*self.issuer,
+            "audiences": self.audiences,
+            "expires_at": self.expires_at,
+            "app_metadata": self.app_metadata,
+            "user_metadata": self.user_metadata,
+            "session_id": self.session_id,
+            "aal": self.aal,
+            "is_anonymous": self.is_anonymous,
+        })
+    }
 }
 
 impl From<&Identity> for pb::Identity {

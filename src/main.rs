@@ -45,9 +45,28 @@ enum Command {
     /// Print a token shaped like a Netlify Identity access token, signed for
     /// the dev issuer (or the issuer named with --issuer).
     Token(TokenArgs),
+    /// Verify a token with the configured issuers, as the service would:
+    /// prints the identity as JSON (exit 0), or the denial reason on stderr
+    /// (exit 1 denied, 3 unavailable: retry later; 2 usage or config error).
+    Verify(VerifyArgs),
+    /// Print the public JWKS of the configured [exchange] signing keys.
+    Jwks,
     /// Manage Exchange signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The token; `-` or nothing reads it from standard input (keeps it out
+    /// of shell history and process lists).
+    token: Option<String>,
+    /// Verify with this configured issuer (default: route as the service does).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Require one of these roles (repeatable, any-of).
+    #[arg(long = "role")]
+    roles: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +134,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Token(args) => token(&config, args),
+        Command::Verify(args) => verify(config, args),
+        Command::Jwks => jwks(&config),
         Command::Keys(_) => ExitCode::SUCCESS,
     }
 }
@@ -168,6 +189,71 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
         Err(e) => {
             eprintln!("cannot sign: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(config: Config, args: VerifyArgs) -> ExitCode {
+    let token = match args.token.as_deref() {
+        Some(t) if t != "-" => t.trim().to_string(),
+        _ => {
+            let mut text = String::new();
+            let mut limited = std::io::Read::take(std::io::stdin(), 1 << 20);
+            if let Err(e) = std::io::Read::read_to_string(&mut limited, &mut text) {
+                eprintln!("cannot read the token from stdin: {e}");
+                return ExitCode::from(2);
+            }
+            text.trim().to_string()
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let core = authgate::pipeline::Authenticator::from_config(&config);
+        let headers = std::collections::HashMap::new();
+        let input = authgate::pipeline::VerifyInput {
+            token: &token,
+            headers: &headers,
+            required_roles: &args.roles,
+            issuer: args.issuer.as_deref().unwrap_or(""),
+            require_signed_proxy: false,
+            client: "",
+        };
+        match core.verify(input).await {
+            Ok(v) => {
+                println!("{:#}", v.identity.to_json());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("denied: {} ({e})", e.reason());
+                match e.grpc_code() {
+                    tonic::Code::Unavailable => ExitCode::from(3),
+                    tonic::Code::InvalidArgument => ExitCode::from(2),
+                    _ => ExitCode::from(1),
+                }
+            }
+        }
+    })
+}
+
+fn jwks(config: &Config) -> ExitCode {
+    let Some(exchange) = &config.exchange else {
+        eprintln!("no [exchange] signing keys are configured");
+        return ExitCode::from(2);
+    };
+    match authgate::mint::KeyRing::new(exchange) {
+        Ok(ring) => {
+            println!("{}", ring.jwks_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot load the signing keys: {e}");
+            ExitCode::from(2)
         }
     }
 }

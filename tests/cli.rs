@@ -106,3 +106,72 @@ async fn dev_token_verifies_against_dev_mode() {
     let ttl = id.expires_at.unwrap().seconds - now();
     assert!((290..=300).contains(&ttl), "ttl {ttl}");
 }
+
+/// `authgate verify` decides like the service, with the same config: exit 0
+/// and the identity for a good token (argument or stdin), 1 with the reason
+/// for a denial, 2 for a caller mistake; `authgate jwks` prints public keys.
+#[test]
+fn verify_and_jwks_subcommands() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let minted =
+        authgate(dir.path()).args(["token", "--role", "admin", "--sub", "cli-user"]).output().unwrap();
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_string();
+    let expired =
+        gotrue_token(&serde_json::json!({"sub": "x", "exp": now() - 600}), "not-the-dev-secret-0123");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = authgate(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // (description, arguments, stdin, exit code, expected output)
+    type Case<'a> = (&'a str, Vec<&'a str>, Option<&'a str>, Option<i32>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("token as argument", vec!["verify", &token], None, Some(0), "\"subject\": \"cli-user\""),
+        ("token on stdin", vec!["verify"], Some(&token), Some(0), "\"roles\": [\n    \"admin\""),
+        ("role held", vec!["verify", "--role", "admin", "-"], Some(&token), Some(0), "\"issuer\": \"dev\""),
+        (
+            "role missing",
+            vec!["verify", "--role", "owner", &token],
+            None,
+            Some(1),
+            "denied: insufficient_role",
+        ),
+        ("bad signature", vec!["verify", &expired], None, Some(1), "denied: bad_signature"),
+        (
+            "unknown issuer",
+            vec!["verify", "--issuer", "nope", &token],
+            None,
+            Some(2),
+            "denied: unknown_issuer",
+        ),
+    ];
+    for (what, args, stdin, code, needle) in cases {
+        let (got, out, err) = run(&args, stdin);
+        assert_eq!(got, code, "{what}: {out}{err}");
+        assert!(out.contains(needle) || err.contains(needle), "{what}: missing {needle:?} in {out}{err}");
+        assert!(
+            !out.contains(&token[token.len() - 20..]) && !err.contains(&token[token.len() - 20..]),
+            "{what}: token echoed"
+        );
+    }
+    let (code, out, err) = run(&["jwks"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let jwks: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!((key["kty"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("EdDSA")), "{jwks}");
+    assert!(key.get("d").is_none(), "private member printed: {jwks}");
+}
