@@ -50,6 +50,7 @@ fn main() {
         issuer: "",
         require_signed_proxy: false,
         client: "",
+        adapter: authgate::metrics::Adapter::Verify,
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let n = 200_000;

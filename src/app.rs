@@ -1,14 +1,14 @@
 //! Wiring: builds the core from config, serves gRPC and HTTP, and shuts
 //! down honestly (NOT_SERVING first, then drain, then finish in-flight calls).
 
-use crate::config::Config;
-use crate::exchange::Exchanger;
+use crate::config::{Config, ConfigErrors};
 use crate::ext_authz::ExtAuthz;
 use crate::grpc::AuthGrpc;
-use crate::http::{Published, Readiness, router};
+use crate::http::{Readiness, router};
+use crate::live::{Generation, Live};
+use crate::metrics::Metrics;
 use crate::pb;
 use crate::pb::auth_service_server::AuthServiceServer;
-use crate::pipeline::Authenticator;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +60,29 @@ impl Listeners {
 /// Why the server stopped abnormally.
 pub type RunError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a reload waits for the new generation's required issuers to
+/// have keys before it gives up and keeps the running one.
+pub const RELOAD_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Live reload: `load` re-reads and validates the whole config (file,
+/// environment, secret files) each time a message arrives on `requests`
+/// (SIGHUP in the binary).
+pub struct Reloader {
+    /// Loads the config as at start.
+    pub load: Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>,
+    /// One message per reload request.
+    pub requests: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// [`run_with_reload`] without reloads.
+pub async fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    run_with_reload(listeners, config, shutdown, None).await
+}
+
 /// Serves until `shutdown` resolves, then drains and returns.
 ///
 /// Health (`""`, AuthService, Authorization; and `/readyz`) is NOT_SERVING
@@ -68,11 +91,14 @@ pub type RunError = Box<dyn std::error::Error + Send + Sync>;
 /// NOT_SERVING), and is NOT_SERVING from the moment `shutdown` resolves.
 /// [`LIVENESS_SERVICE`] is SERVING from start to shutdown. After
 /// `drain_delay` the listeners stop accepting; in-flight calls then have
-/// `shutdown_grace` to finish before the server is dropped.
-pub async fn run(
+/// `shutdown_grace` to finish before the server is dropped. Each reload
+/// request swaps in a generation built from the reloaded config, or keeps
+/// the running one and logs every error ([`Live::reload`]).
+pub async fn run_with_reload(
     listeners: Listeners,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
+    reloader: Option<Reloader>,
 ) -> Result<(), RunError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is loaded yet.
@@ -80,23 +106,8 @@ pub async fn run(
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
     reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
 
-    let core = Arc::new(Authenticator::from_config(&config));
-    let exchanger = match &config.exchange {
-        None => None,
-        Some(x) => Some(Arc::new(Exchanger::new(core.clone(), x)?)),
-    };
-    let published = exchanger.as_ref().zip(config.exchange.as_ref()).map(|(e, x)| Published {
-        jwks: e.ring().jwks_json().to_string(),
-        openid_configuration: serde_json::json!({
-            "issuer": x.issuer_url,
-            "jwks_uri": format!("{}/.well-known/jwks.json", x.public_base_url),
-            "id_token_signing_alg_values_supported": e.ring().algorithms(),
-            "token_endpoint_auth_signing_alg_values_supported": e.ring().algorithms(),
-            "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
-        })
-        .to_string(),
-        max_age_secs: x.jwks_max_age.as_secs(),
-    });
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(Live::new(Generation::build(&config, metrics.clone())?, config.clone(), metrics));
     // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -105,14 +116,9 @@ pub async fn run(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(
-        core.clone(),
-        exchanger.clone(),
-        config.decision_deadline,
-        config.edge.clone(),
-    ))
-    .max_decoding_message_size(config.max_message_bytes);
-    let auth = AuthServiceServer::new(AuthGrpc::new(core.clone(), exchanger))
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(live.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+    let auth = AuthServiceServer::new(AuthGrpc::new(live.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
 
@@ -128,24 +134,18 @@ pub async fn run(
         .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
     let readiness = Readiness::default();
-    let http = axum::serve(
-        listeners.http,
-        router(
-            readiness.clone(),
-            published,
-            Arc::new(crate::forward_auth::ForwardAuth { core: core.clone(), edge: config.edge.clone() }),
-        ),
-    )
-    .with_graceful_shutdown(stopped(stop_rx));
+    let http = axum::serve(listeners.http, router(readiness.clone(), live.clone()))
+        .with_graceful_shutdown(stopped(stop_rx));
     let mut grpc_task = tokio::spawn(grpc);
     let mut http_task = tokio::spawn(async move { http.await });
 
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
     // Evaluated once before "serving" is logged, so a probe right after
     // start already sees the issuers' state; then followed.
-    let ready = apply_readiness(&core, &reporter, &readiness, None).await;
-    let watcher = tokio::spawn(follow_readiness(core.clone(), reporter.clone(), readiness.clone(), ready));
-    tracing::info!(%grpc_addr, %http_addr, issuers = ?core.issuers().names(), "serving");
+    let ready = apply_readiness(&live, &reporter, &readiness, None).await;
+    let watcher = tokio::spawn(follow_readiness(live.clone(), reporter.clone(), readiness.clone(), ready));
+    let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r)));
+    tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().core.issuers().names(), "serving");
 
     tokio::select! {
         () = shutdown => {}
@@ -155,6 +155,9 @@ pub async fn run(
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
     watcher.abort();
+    if let Some(r) = reloads {
+        r.abort();
+    }
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
     reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
@@ -190,26 +193,28 @@ pub async fn run(
 /// Keeps health and `/readyz` equal to "every issuer can verify", logging
 /// each change with the issuers that are not ready.
 async fn follow_readiness(
-    core: Arc<Authenticator>,
+    live: Arc<Live>,
     reporter: tonic_health::server::HealthReporter,
     readiness: Readiness,
     mut last: bool,
 ) {
     loop {
         tokio::time::sleep(READINESS_POLL).await;
-        last = apply_readiness(&core, &reporter, &readiness, Some(last)).await;
+        last = apply_readiness(&live, &reporter, &readiness, Some(last)).await;
     }
 }
 
 /// Sets health and `/readyz` from the issuers when it differs from `last`;
 /// returns the current state.
 async fn apply_readiness(
-    core: &Authenticator,
+    live: &Live,
     reporter: &tonic_health::server::HealthReporter,
     readiness: &Readiness,
     last: Option<bool>,
 ) -> bool {
+    let core = live.get().core.clone();
     let ready = core.issuers().ready();
+    live.metrics().set_ready(ready);
     if last == Some(ready) {
         return ready;
     }
@@ -229,6 +234,35 @@ async fn apply_readiness(
         tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
     }
     ready
+}
+
+/// Applies each reload request; the running generation stays on any error.
+async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader) {
+    while reloader.requests.recv().await.is_some() {
+        let config = match (reloader.load)() {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "reload rejected: invalid configuration");
+                }
+                live.metrics().reload("rejected");
+                continue;
+            }
+        };
+        match live.reload(config, RELOAD_READY_WITHIN).await {
+            Ok(fixed) => {
+                if !fixed.is_empty() {
+                    tracing::warn!(settings = ?fixed, "changed settings take effect only after a restart");
+                }
+                tracing::info!(issuers = ?live.get().core.issuers().names(), "configuration reloaded");
+                live.metrics().reload("applied");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; the running configuration stays");
+                live.metrics().reload("rejected");
+            }
+        }
+    }
 }
 
 /// Accepted gRPC connections with Nagle's algorithm off: a response written

@@ -35,6 +35,18 @@ pub struct IdentityCache {
     max_ttl: Duration,
 }
 
+/// Counts entries evicted for space under `cache` in `metrics`.
+pub fn count_evictions<K, V>(
+    metrics: Arc<crate::metrics::Metrics>,
+    cache: &'static str,
+) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+    move |_, _, cause| {
+        if cause == moka::notification::RemovalCause::Size {
+            metrics.cache_evicted(cache);
+        }
+    }
+}
+
 /// The cache key of `token` as verified by `issuer` with key material of
 /// generation `epoch` ([`crate::verify::Verifier::cache_epoch`]).
 pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
@@ -50,9 +62,12 @@ pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
 
 impl IdentityCache {
     /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
-    pub fn new(max_entries: u64, max_ttl: Duration) -> Self {
-        let entries =
-            moka::sync::Cache::builder().max_capacity(max_entries).expire_after(EntryExpiry).build();
+    pub fn new(max_entries: u64, max_ttl: Duration, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            .expire_after(EntryExpiry)
+            .eviction_listener(count_evictions(metrics, "identity"))
+            .build();
         Self { entries, max_ttl }
     }
 
@@ -121,7 +136,7 @@ mod tests {
 
     #[test]
     fn hit_is_rechecked_against_exp() {
-        let c = IdentityCache::new(100, Duration::from_secs(300));
+        let c = IdentityCache::new(100, Duration::from_secs(300), Default::default());
         let k = key("dev", 0, "tok");
         c.insert(k, identity(1_000), 900, 30);
         assert!(c.get(&k, 950, 30).is_some());
@@ -132,7 +147,7 @@ mod tests {
 
     #[test]
     fn expired_identities_are_not_stored() {
-        let c = IdentityCache::new(100, Duration::from_secs(300));
+        let c = IdentityCache::new(100, Duration::from_secs(300), Default::default());
         let k = key("dev", 0, "tok");
         c.insert(k, identity(1_000), 2_000, 30);
         assert!(c.get(&k, 990, 30).is_none());

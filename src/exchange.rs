@@ -126,6 +126,7 @@ impl Exchanger {
                 issuer: input.issuer,
                 require_signed_proxy: false,
                 client: "",
+                adapter: crate::metrics::Adapter::Exchange,
             })
             .await?;
         let identity = verified.identity;
@@ -150,11 +151,13 @@ impl Exchanger {
             return Err(AuthError::TokenExpired);
         }
         let key = self.cache_key(&identity, input, &scopes, actor.as_deref());
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.get(&key)
-        {
-            let lifetime = (hit.expires_at - hit.issued_at).max(1) as f64;
-            if (hit.expires_at - now) as f64 > self.min_remaining * lifetime {
+        if let Some(cache) = &self.cache {
+            let hit = cache.get(&key).filter(|hit| {
+                let lifetime = (hit.expires_at - hit.issued_at).max(1) as f64;
+                (hit.expires_at - now) as f64 > self.min_remaining * lifetime
+            });
+            self.core.metrics().cache_lookup("mint", hit.is_some());
+            if let Some(hit) = hit {
                 return Ok(hit);
             }
         }
@@ -181,6 +184,7 @@ impl Exchanger {
             scopes,
             identity,
         });
+        self.core.metrics().minted(input.audience);
         if let Some(cache) = &self.cache {
             cache.insert(key, minted.clone());
         }
@@ -201,6 +205,7 @@ impl Exchanger {
             issuer: "",
             require_signed_proxy: false,
             client: "",
+            adapter: crate::metrics::Adapter::Exchange,
         };
         Ok(self.core.verify(input).await?.identity.subject.clone())
     }

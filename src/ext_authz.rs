@@ -17,41 +17,37 @@
 //! meaning; a decision that overruns `server.decision_deadline` is a 503
 //! denial (fail closed).
 
-use crate::config::EdgeConfig;
 use crate::edge::{RoutePolicy, identity_headers};
 use crate::error::AuthError;
-use crate::exchange::{ExchangeInput, Exchanger};
+use crate::exchange::ExchangeInput;
 use crate::forward_auth::denial_parts;
-use crate::pipeline::{Authenticator, VerifyInput};
+use crate::live::{Generation, Live};
+use crate::pipeline::VerifyInput;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
 };
 use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// The ext_authz service.
 pub struct ExtAuthz {
-    core: Arc<Authenticator>,
-    exchanger: Option<Arc<Exchanger>>,
-    deadline: Duration,
-    edge: EdgeConfig,
+    live: Arc<Live>,
 }
 
 impl ExtAuthz {
-    /// Wraps the shared core; `deadline` bounds every decision.
-    pub fn new(
-        core: Arc<Authenticator>,
-        exchanger: Option<Arc<Exchanger>>,
-        deadline: Duration,
-        edge: EdgeConfig,
-    ) -> Self {
-        Self { core, exchanger, deadline, edge }
+    /// Serves whatever generation is current when each check starts; its
+    /// `decision_deadline` bounds every decision.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
     }
+}
 
-    async fn decide(
+impl Generation {
+    /// One edge decision on this generation: verify, then Exchange when the
+    /// route names an audience.
+    async fn decide_edge(
         &self,
         headers: &HashMap<String, String>,
         policy: &RoutePolicy,
@@ -65,6 +61,7 @@ impl ExtAuthz {
             issuer,
             require_signed_proxy: policy.require_signed_proxy,
             client,
+            adapter: crate::metrics::Adapter::ExtAuthz,
         };
         let verified = self.core.verify(input).await?;
         let Some(audience) = &policy.exchange_audience else {
@@ -157,9 +154,11 @@ impl Authorization for ExtAuthz {
                 "CheckRequest without HTTP attributes",
             ))));
         };
-        let policy = RoutePolicy::resolve(&self.edge, |k| view.context_extensions.get(k).map(String::as_str));
-        let decide = self.decide(&view.headers, &policy, &view.client);
-        let decision = match tokio::time::timeout(self.deadline, decide).await {
+        let generation = self.live.get();
+        let policy =
+            RoutePolicy::resolve(&generation.edge, |k| view.context_extensions.get(k).map(String::as_str));
+        let decide = generation.decide_edge(&view.headers, &policy, &view.client);
+        let decision = match tokio::time::timeout(generation.decision_deadline, decide).await {
             Ok(d) => d,
             // Fail closed: a slow decision is a denial, never an allow.
             Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
@@ -170,7 +169,7 @@ impl Authorization for ExtAuthz {
         };
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
-        for (name, value) in identity_headers(&self.edge.headers, &identity) {
+        for (name, value) in identity_headers(&generation.edge.headers, &identity) {
             ok.add_header(name, value, overwrite, true);
         }
         for name in &policy.remove_headers {

@@ -19,10 +19,10 @@
 //! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
 //! understands only 2xx, 401 and 403 and turns anything else into 500.
 
-use crate::config::EdgeConfig;
 use crate::edge::{RoutePolicy, identity_headers};
 use crate::error::AuthError;
-use crate::pipeline::{Authenticator, VerifyInput};
+use crate::live::Live;
+use crate::pipeline::VerifyInput;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,28 +35,21 @@ pub const REASON_HEADER: &str = "x-authgate-reason";
 /// Seconds a client should wait after a 503 without a better hint.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
-/// What the forward-auth endpoint needs: the core and the `[edge]` defaults.
-pub struct ForwardAuth {
-    /// The shared core.
-    pub core: Arc<Authenticator>,
-    /// `[edge]`.
-    pub edge: EdgeConfig,
-}
-
 /// Longest client description logged (the forwarded-for list is the
 /// client's own text).
 const MAX_CLIENT_CHARS: usize = 200;
 
 /// Handles one forward-auth request.
 pub async fn handle(
-    State(fa): State<Arc<ForwardAuth>>,
+    State(live): State<Arc<Live>>,
     Query(params): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
     let roles: Option<String> = params.iter().any(|(k, _)| k == "role").then(|| {
         params.iter().filter(|(k, _)| k == "role").map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(",")
     });
-    let policy = RoutePolicy::resolve(&fa.edge, |key| match key {
+    let generation = live.get();
+    let policy = RoutePolicy::resolve(&generation.edge, |key| match key {
         "roles" => roles.as_deref(),
         "issuer" | "signed_proxy" => params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
         _ => None,
@@ -74,12 +67,13 @@ pub async fn handle(
         issuer: &policy.issuer,
         require_signed_proxy: policy.require_signed_proxy,
         client: &client,
+        adapter: crate::metrics::Adapter::ForwardAuth,
     };
-    match fa.core.verify(input).await {
+    match generation.core.verify(input).await {
         Ok(v) => {
             let mut resp = StatusCode::OK.into_response();
             let h = resp.headers_mut();
-            for (name, value) in identity_headers(&fa.edge.headers, &v.identity) {
+            for (name, value) in identity_headers(&generation.edge.headers, &v.identity) {
                 // A value that is not a valid header (control characters in
                 // a claim) is sent empty rather than passed on mangled; the
                 // name was validated at load.

@@ -2,24 +2,25 @@
 //! inputs and back. Nothing is decided here.
 
 use crate::error::AuthError;
-use crate::exchange::{ExchangeInput, Exchanger, JWT_TOKEN_TYPE};
+use crate::exchange::{ExchangeInput, JWT_TOKEN_TYPE};
+use crate::live::Live;
 use crate::pb;
-use crate::pipeline::{Authenticator, VerifyInput};
+use crate::pipeline::VerifyInput;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// The gRPC service: a thin adapter over the [`Authenticator`] and the
-/// [`Exchanger`] (absent when `[exchange]` is not configured).
+/// The gRPC service: a thin adapter over the current generation's
+/// [`crate::pipeline::Authenticator`] and [`crate::exchange::Exchanger`]
+/// (absent when `[exchange]` is not configured).
 #[derive(Clone)]
 pub struct AuthGrpc {
-    core: Arc<Authenticator>,
-    exchanger: Option<Arc<Exchanger>>,
+    live: Arc<Live>,
 }
 
 impl AuthGrpc {
-    /// Wraps the shared core.
-    pub fn new(core: Arc<Authenticator>, exchanger: Option<Arc<Exchanger>>) -> Self {
-        Self { core, exchanger }
+    /// Serves whatever generation is current when each call starts.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
     }
 }
 
@@ -41,8 +42,9 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             issuer: &req.issuer,
             require_signed_proxy: req.require_signed_proxy,
             client: "",
+            adapter: crate::metrics::Adapter::Verify,
         };
-        let verified = self.core.verify(input).await?;
+        let verified = self.live.get().core.verify(input).await?;
         Ok(Response::new(pb::VerifyResponse {
             identity: Some(verified.identity.as_ref().into()),
             proxy: verified.proxy.map(Into::into),
@@ -53,7 +55,8 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
-        let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
+        let generation = self.live.get();
+        let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
         let req = request.into_inner();
         let requested_ttl = match req.requested_ttl {
             None => None,

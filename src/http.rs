@@ -9,10 +9,13 @@
 //! - `GET /.well-known/openid-configuration`: issuer, `jwks_uri`, algorithms.
 //! - `/forward-auth[/…]`, any method: forward-auth for nginx, Traefik and
 //!   Caddy ([`crate::forward_auth`]).
+//! - `GET /metrics`: Prometheus metrics ([`crate::metrics`]).
 
+use crate::live::{Live, Published};
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,55 +36,52 @@ impl Readiness {
     }
 }
 
-/// Documents published on the side port, rendered once at start.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// `{"keys": [...]}`.
-    pub jwks: String,
-    /// The OpenID-style discovery document.
-    pub openid_configuration: String,
-    /// `Cache-Control: public, max-age=<this>`.
-    pub max_age_secs: u64,
-}
-
 /// The side-port router.
-pub fn router(
-    readiness: Readiness,
-    published: Option<Published>,
-    forward_auth: Arc<crate::forward_auth::ForwardAuth>,
-) -> Router {
-    let forward_auth = Router::new()
+pub fn router(readiness: Readiness, live: Arc<Live>) -> Router {
+    let dynamic = Router::new()
         .route("/forward-auth", any(crate::forward_auth::handle))
         .route("/forward-auth/{*rest}", any(crate::forward_auth::handle))
-        .with_state(forward_auth);
-    let router = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(openid_configuration))
+        .route("/metrics", get(metrics))
+        .with_state(live);
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(readiness)
-        .merge(forward_auth);
-    match published {
-        None => router,
-        Some(p) => {
-            let cache = format!("public, max-age={}", p.max_age_secs);
-            let json = |body: String, cache: String| {
-                get(move || {
-                    let (body, cache) = (body.clone(), cache.clone());
-                    async move {
-                        (
-                            [
-                                (axum::http::header::CONTENT_TYPE, "application/json".to_string()),
-                                (axum::http::header::CACHE_CONTROL, cache),
-                            ],
-                            body,
-                        )
-                    }
-                })
-            };
-            router
-                .route("/.well-known/jwks.json", json(p.jwks, cache.clone()))
-                .route("/.well-known/openid-configuration", json(p.openid_configuration, cache))
-        }
+        .merge(dynamic)
+}
+
+fn published(live: &Live, pick: impl Fn(&Published) -> &String) -> Response {
+    match &live.get().published {
+        None => (StatusCode::NOT_FOUND, "no [exchange] signing keys are configured\n").into_response(),
+        Some(p) => (
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (header::CACHE_CONTROL, format!("public, max-age={}", p.max_age_secs)),
+            ],
+            pick(p).clone(),
+        )
+            .into_response(),
     }
+}
+
+async fn jwks(State(live): State<Arc<Live>>) -> Response {
+    published(&live, |p| &p.jwks)
+}
+
+async fn openid_configuration(State(live): State<Arc<Live>>) -> Response {
+    published(&live, |p| &p.openid_configuration)
+}
+
+/// Prometheus text exposition; state gauges are refreshed first.
+async fn metrics(State(live): State<Arc<Live>>) -> Response {
+    live.get().core.report();
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        live.metrics().encode(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> &'static str {

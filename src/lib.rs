@@ -70,6 +70,8 @@ pub mod identity;
 pub mod jws;
 pub mod keys;
 pub mod keyset;
+pub mod live;
+pub mod metrics;
 pub mod mint;
 pub mod pipeline;
 pub mod telemetry;

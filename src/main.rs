@@ -127,7 +127,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
+        Command::Serve => serve(config, cli.global),
         Command::CheckConfig => {
             print!("{}", config.render_redacted());
             eprintln!("configuration is valid");
@@ -223,6 +223,7 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
             issuer: args.issuer.as_deref().unwrap_or(""),
             require_signed_proxy: false,
             client: "",
+            adapter: authgate::metrics::Adapter::Cli,
         };
         match core.verify(input).await {
             Ok(v) => {
@@ -258,7 +259,39 @@ fn jwks(config: &Config) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+/// Re-reads the config as at start (same flags, current environment and
+/// files) on every SIGHUP.
+fn sighup_reloader(global: Global) -> Option<authgate::app::Reloader> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; live reload is off");
+            return None;
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            // A reload already queued covers this one too.
+            let _ = tx.try_send(());
+        }
+    });
+    let load = move || {
+        let env = |k: &str| std::env::var(k).ok();
+        Config::load(&Inputs {
+            config_path: global.config.clone(),
+            grpc_addr: global.grpc_addr.clone(),
+            http_addr: global.http_addr.clone(),
+            env: &env,
+            workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        })
+    };
+    Some(authgate::app::Reloader { load: Box::new(load), requests: rx })
+}
+
+fn serve(config: Config, global: Global) -> ExitCode {
     // Flushes buffered log lines when serve returns.
     let _log_guard = authgate::telemetry::init(&config.log);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -279,7 +312,10 @@ fn serve(config: Config) -> ExitCode {
         if let Mode::Dev { secret_origin } = &config.mode {
             print_dev_banner(&config, secret_origin, &listeners);
         }
-        match authgate::run(listeners, config, authgate::app::shutdown_signal()).await {
+        let reloader = sighup_reloader(global);
+        match authgate::app::run_with_reload(listeners, config, authgate::app::shutdown_signal(), reloader)
+            .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "server failed");

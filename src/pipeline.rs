@@ -9,6 +9,7 @@ use crate::credential;
 use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::CompactJws;
+use crate::metrics::Metrics;
 use crate::verify::Issuers;
 use crate::verify::nf_sign::{self, ProxyAttestation, ProxyVerifier};
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct VerifyInput<'a> {
     /// Who sent the request, as the edge proxy saw it (for the decision log
     /// only; empty when unknown or not an edge request).
     pub client: &'a str,
+    /// The adapter the request came through (metrics label).
+    pub adapter: crate::metrics::Adapter,
 }
 
 /// A granted request: the user, and the proxy attestation when the request
@@ -59,15 +62,23 @@ pub struct Authenticator {
     /// Issuers whose users must also come through the signed proxy.
     proxy_required_by: Vec<String>,
     max_token_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Authenticator {
-    /// Builds every issuer's verifier and keys.
+    /// Builds every issuer's verifier and keys, recording into its own
+    /// metrics registry.
     pub fn from_config(config: &Config) -> Self {
+        Self::with_metrics(config, Arc::new(Metrics::new()))
+    }
+
+    /// Builds every issuer's verifier and keys, recording into `metrics`.
+    pub fn with_metrics(config: &Config, metrics: Arc<Metrics>) -> Self {
         let cache = (config.cache.max_entries > 0)
-            .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl));
+            .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()));
         Self {
-            issuers: Issuers::from_config(config),
+            metrics: metrics.clone(),
+            issuers: Issuers::from_config(config, &metrics),
             cache,
             proxy: config.signed_proxy.as_ref().map(ProxyVerifier::new),
             proxy_required_by: config
@@ -85,6 +96,17 @@ impl Authenticator {
         self.cache.as_ref().map_or(0, IdentityCache::len)
     }
 
+    /// The metrics this core records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Sets the state gauges (cache sizes, key sets) before a scrape.
+    pub fn report(&self) {
+        self.metrics.cache_size("identity", self.cached_identities());
+        self.issuers.report(&self.metrics);
+    }
+
     /// The configured issuers.
     pub fn issuers(&self) -> &Issuers {
         &self.issuers
@@ -97,9 +119,11 @@ impl Authenticator {
         let started = Instant::now();
         let mut trace = Trace::default();
         let result = self.decide(input, &mut trace).await;
-        let latency_us = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        let latency_us = took.as_micros() as u64;
         let (issuer, cache_hit, signed_proxy, client) =
             (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy, input.client);
+        self.metrics.decision(input.adapter, issuer, result.as_ref().err().map(AuthError::reason), took);
         match &result {
             Ok(v) => {
                 let subject = &v.identity.subject;
@@ -162,11 +186,13 @@ impl Authenticator {
             Some(_) => Some(cache::key(verifier.name(), verifier.cache_epoch()?, token)),
             None => None,
         };
-        if let (Some(cache), Some(key)) = (shared_cache, &key)
-            && let Some(hit) = cache.get(key, now, leeway)
-        {
-            trace.cache_hit = true;
-            return authorize(hit, input.required_roles, proxy);
+        if let (Some(cache), Some(key)) = (shared_cache, &key) {
+            let hit = cache.get(key, now, leeway);
+            self.metrics.cache_lookup("identity", hit.is_some());
+            if let Some(hit) = hit {
+                trace.cache_hit = true;
+                return authorize(hit, input.required_roles, proxy);
+            }
         }
         let jws = match parsed {
             Some(jws) => jws,

@@ -29,6 +29,7 @@ async fn check(
         issuer,
         require_signed_proxy: false,
         client: "",
+        adapter: authgate::metrics::Adapter::Verify,
     };
     core.verify(input)
         .await

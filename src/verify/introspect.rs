@@ -61,11 +61,16 @@ pub struct IdentityVerifier {
     positive: moka::future::Cache<[u8; 32], Positive>,
     negative: Option<moka::future::Cache<[u8; 32], AuthError>>,
     slots: tokio::sync::Semaphore,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl IdentityVerifier {
     /// Builds the verifier, its HTTP client and caches (once, at load time).
-    pub fn new(config: &IssuerConfig, settings: &IdentitySettings) -> Self {
+    pub fn new(
+        config: &IssuerConfig,
+        settings: &IdentitySettings,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
         // Every entry weighs at least max_bytes / max_entries, so the weight
         // bound also bounds the entry count.
         let floor =
@@ -76,6 +81,7 @@ impl IdentityVerifier {
                 approx_bytes(&v.identity).max(floor).min(u64::from(u32::MAX)) as u32
             })
             .expire_after(PositiveExpiry)
+            .eviction_listener(crate::cache::count_evictions(metrics.clone(), "introspection"))
             .build();
         let negative = (!settings.negative_cache_ttl.is_zero()).then(|| {
             moka::future::Cache::builder()
@@ -105,6 +111,7 @@ impl IdentityVerifier {
             positive,
             negative,
             slots: tokio::sync::Semaphore::new(settings.max_concurrent_requests),
+            metrics,
         }
     }
 
@@ -135,7 +142,9 @@ impl IdentityVerifier {
         let key = crate::cache::key(&self.name, 0, token);
         // A positive entry exists only for these exact bytes after GoTrue
         // accepted them, so shape, alg and sub need no second look; exp does.
-        if let Some(hit) = self.positive.get(&key).await {
+        let hit = self.positive.get(&key).await;
+        self.metrics.cache_lookup("introspection", hit.as_ref().is_some_and(|h| now < h.identity.expires_at));
+        if let Some(hit) = hit {
             if now < hit.identity.expires_at {
                 return Ok(hit.identity);
             }
@@ -180,7 +189,16 @@ impl IdentityVerifier {
             .map_err(|_| AuthError::UpstreamBusy)?;
         let started = Instant::now();
         let result = self.call(token).await;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
+        let outcome = match &result {
+            Ok((200, _)) => "ok",
+            Ok((400..=499, _)) => "rejected",
+            Ok(_) => "error",
+            Err(AuthError::UpstreamRateLimited { .. }) => "rate_limited",
+            Err(_) => "error",
+        };
+        self.metrics.upstream("introspection", &self.name, outcome, elapsed);
         match &result {
             Ok((status, _)) => tracing::debug!(issuer = %self.name, status, elapsed_ms, "introspection"),
             Err(e) => {
@@ -311,6 +329,10 @@ fn approx_bytes(id: &Identity) -> u64 {
 }
 
 impl Verifier for IdentityVerifier {
+    fn report(&self, metrics: &crate::metrics::Metrics) {
+        metrics.cache_size("introspection", self.positive.entry_count());
+    }
+
     fn name(&self) -> &str {
         &self.name
     }

@@ -38,6 +38,7 @@ use crate::error::AuthError;
 use crate::identity::Identity;
 use crate::jws::{CompactJws, signature_buffer};
 use crate::keyset::{JwsAlg, KeySet, Lookup};
+use crate::metrics::Metrics;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -69,6 +70,7 @@ pub struct KeyStore {
     unknown_kids: Option<moka::sync::Cache<String, AuthError>>,
     fetches: AtomicU64,
     settings: JwksSettings,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -95,7 +97,7 @@ impl JwksVerifier {
     /// Builds the verifier. Static keys are built now; remote keys are
     /// fetched by a background task when a tokio runtime is running (else on
     /// the first request).
-    pub fn new(config: &IssuerConfig, settings: &JwksSettings) -> Self {
+    pub fn new(config: &IssuerConfig, settings: &JwksSettings, metrics: Arc<Metrics>) -> Self {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let expected_iss = config.expected_iss.clone().unwrap_or_default();
         let initial = match &settings.source {
@@ -133,6 +135,7 @@ impl JwksVerifier {
             unknown_kids,
             fetches: AtomicU64::new(0),
             settings: settings.clone(),
+            metrics,
         });
         if keys.fetcher.is_some()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
@@ -331,7 +334,7 @@ impl KeyStore {
             (KeySource::Discovery(_), Some(u)) => u.clone(),
             (KeySource::Discovery(iss), None) => {
                 let url = format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'));
-                let (body, _) = self.get(fetcher, &url).await?;
+                let (body, _) = self.get(fetcher, "discovery", &url).await?;
                 let doc: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|_| "discovery document is not JSON".to_string())?;
                 // OpenID Connect Discovery §4.3: the issuer must match exactly.
@@ -345,7 +348,7 @@ impl KeyStore {
             }
             (_, _) => return Err("not a remote key source".into()),
         };
-        let fetched = self.get(fetcher, &jwks_uri).await;
+        let fetched = self.get(fetcher, "jwks", &jwks_uri).await;
         let (body, max_age) = match fetched {
             Ok(ok) => ok,
             Err(e) => {
@@ -364,8 +367,21 @@ impl KeyStore {
         Ok(Fetched { set, max_age })
     }
 
-    async fn get(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+    async fn get(
+        &self,
+        fetcher: &Fetcher,
+        kind: &'static str,
+        url: &str,
+    ) -> Result<(Vec<u8>, Option<Duration>), String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = self.get_once(fetcher, url).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics.upstream(kind, &self.issuer, outcome, started.elapsed());
+        result
+    }
+
+    async fn get_once(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
         let mut resp = fetcher
             .client
             .get(url)
@@ -463,6 +479,12 @@ impl Verifier for JwksVerifier {
 
     fn ready(&self) -> bool {
         !self.settings.required || self.keys.is_fresh()
+    }
+
+    fn report(&self, metrics: &Metrics) {
+        let set = self.keys.snapshot();
+        let age = set.as_ref().map(|s| s.loaded_at.elapsed());
+        metrics.key_set(&self.name, age, set.as_ref().map_or(0, |s| s.len()), !self.keys.is_fresh());
     }
 
     fn cache_epoch(&self) -> Result<u64, AuthError> {

@@ -55,6 +55,8 @@ pub trait Verifier: Send + Sync {
     fn ready(&self) -> bool {
         true
     }
+    /// Sets this issuer's state gauges (key sets, caches) before a scrape.
+    fn report(&self, _metrics: &crate::metrics::Metrics) {}
     /// Verifies the token completely and builds the identity.
     fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
 }
@@ -67,16 +69,18 @@ pub struct Issuers {
 
 impl Issuers {
     /// Builds every verifier (and its keys) from a validated config.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, metrics: &Arc<crate::metrics::Metrics>) -> Self {
         let verifiers: Vec<Arc<dyn Verifier>> = config
             .issuers
             .iter()
             .map(|i| match &i.kind {
                 IssuerKind::Hs256(h) => Arc::new(hs256::Hs256Verifier::new(i, h)) as Arc<dyn Verifier>,
                 IssuerKind::NetlifyIdentity(n) => {
-                    Arc::new(introspect::IdentityVerifier::new(i, n)) as Arc<dyn Verifier>
+                    Arc::new(introspect::IdentityVerifier::new(i, n, metrics.clone())) as Arc<dyn Verifier>
                 }
-                IssuerKind::Jwks(j) => Arc::new(jwks::JwksVerifier::new(i, j)) as Arc<dyn Verifier>,
+                IssuerKind::Jwks(j) => {
+                    Arc::new(jwks::JwksVerifier::new(i, j, metrics.clone())) as Arc<dyn Verifier>
+                }
             })
             .collect();
         let default = config.issuers.iter().position(|i| i.default);
@@ -113,6 +117,13 @@ impl Issuers {
     /// True when every issuer can verify (see [`Verifier::ready`]).
     pub fn ready(&self) -> bool {
         self.verifiers.iter().all(|v| v.ready())
+    }
+
+    /// Every issuer's state gauges.
+    pub fn report(&self, metrics: &crate::metrics::Metrics) {
+        for v in &self.verifiers {
+            v.report(metrics);
+        }
     }
 
     /// Names of the issuers that are not ready.

@@ -1,0 +1,145 @@
+//! What requests use, built from one config and swapped whole on reload.
+//!
+//! A [`Generation`] holds the core (issuers, keys, caches), the Exchange
+//! key ring and the edge policy. Adapters call [`Live::get`] once per
+//! request and keep that `Arc` to the end, so an in-flight request finishes
+//! on the generation it started with; the old generation (and its key
+//! refresh tasks) goes away when its last request does.
+//!
+//! A reload builds the next generation from a freshly loaded and validated
+//! config, waits (bounded) until its required issuers have keys, and only
+//! then swaps it in. Settings bound at start (listen addresses, message
+//! limits, log format and level) are not reloadable; a change to them is
+//! reported and otherwise ignored until a restart.
+
+use crate::config::{Config, EdgeConfig};
+use crate::exchange::Exchanger;
+use crate::metrics::Metrics;
+use crate::pipeline::Authenticator;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Documents published on the HTTP port for Exchange's key ring.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// `{"keys": [...]}`.
+    pub jwks: String,
+    /// The OpenID-style discovery document.
+    pub openid_configuration: String,
+    /// `Cache-Control: public, max-age=<this>`.
+    pub max_age_secs: u64,
+}
+
+/// Everything built from one config that a request needs.
+pub struct Generation {
+    /// The verification core.
+    pub core: Arc<Authenticator>,
+    /// Exchange, when `[exchange]` is configured.
+    pub exchanger: Option<Arc<Exchanger>>,
+    /// `[edge]`.
+    pub edge: EdgeConfig,
+    /// JWKS and discovery documents of the Exchange key ring.
+    pub published: Option<Published>,
+    /// `server.decision_deadline`.
+    pub decision_deadline: Duration,
+}
+
+impl Generation {
+    /// Builds every verifier, key set and the key ring from `config`.
+    pub fn build(config: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let core = Arc::new(Authenticator::with_metrics(config, metrics));
+        let exchanger = match &config.exchange {
+            None => None,
+            Some(x) => Some(Arc::new(Exchanger::new(core.clone(), x)?)),
+        };
+        let published = exchanger.as_ref().zip(config.exchange.as_ref()).map(|(e, x)| Published {
+            jwks: e.ring().jwks_json().to_string(),
+            openid_configuration: serde_json::json!({
+                "issuer": x.issuer_url,
+                "jwks_uri": format!("{}/.well-known/jwks.json", x.public_base_url),
+                "id_token_signing_alg_values_supported": e.ring().algorithms(),
+                "token_endpoint_auth_signing_alg_values_supported": e.ring().algorithms(),
+                "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+            })
+            .to_string(),
+            max_age_secs: x.jwks_max_age.as_secs(),
+        });
+        Ok(Self {
+            core,
+            exchanger,
+            edge: config.edge.clone(),
+            published,
+            decision_deadline: config.decision_deadline,
+        })
+    }
+}
+
+/// The current generation, and the metrics that outlive generations.
+pub struct Live {
+    current: RwLock<Arc<Generation>>,
+    metrics: Arc<Metrics>,
+    /// The config the current generation was built from (to report
+    /// settings a reload cannot change).
+    config: RwLock<Config>,
+}
+
+impl Live {
+    /// Starts with `first`, built from `config`.
+    pub fn new(first: Generation, config: Config, metrics: Arc<Metrics>) -> Self {
+        Self { current: RwLock::new(Arc::new(first)), metrics, config: RwLock::new(config) }
+    }
+
+    /// The generation to use for one request.
+    pub fn get(&self) -> Arc<Generation> {
+        // Poisoning would need a panic while swapping an Arc; the value is
+        // still whole, so keep serving it.
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The process-wide metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Builds a generation from `next`, waits up to `ready_within` for its
+    /// required issuers to have keys, and swaps it in. On any error the
+    /// running generation stays and the error is returned.
+    pub async fn reload(&self, next: Config, ready_within: Duration) -> Result<Vec<String>, String> {
+        let fixed = {
+            let current = self.config.read().unwrap_or_else(|p| p.into_inner());
+            restart_only_changes(&current, &next)
+        };
+        let generation = Generation::build(&next, self.metrics.clone())?;
+        let deadline = tokio::time::Instant::now() + ready_within;
+        while !generation.core.issuers().ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "issuers {:?} have no usable keys after {ready_within:?}",
+                    generation.core.issuers().not_ready()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(generation);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(fixed)
+    }
+}
+
+/// Settings that differ but only take effect after a restart.
+fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, same: bool| {
+        if !same {
+            out.push(name.to_string());
+        }
+    };
+    check("server.grpc_addr", current.grpc_addr == next.grpc_addr);
+    check("server.http_addr", current.http_addr == next.http_addr);
+    check("server.max_message_bytes", current.max_message_bytes == next.max_message_bytes);
+    check("server.shutdown_grace", current.shutdown_grace == next.shutdown_grace);
+    check("server.drain_delay", current.drain_delay == next.drain_delay);
+    check("log.format", current.log.format == next.log.format);
+    check("log.level", current.log.level == next.log.level);
+    out
+}
