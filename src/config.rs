@@ -413,6 +413,34 @@ pub enum Mode {
     File(PathBuf),
 }
 
+/// OTLP trace export protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `http/protobuf` (default).
+    HttpProtobuf,
+    /// `http/json`.
+    HttpJson,
+}
+
+/// `[tracing]`: OpenTelemetry traces over OTLP/HTTP. Off unless an
+/// endpoint is configured here or in `OTEL_EXPORTER_OTLP_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// `otlp_endpoint`: default unset. The collector's base URL; traces go
+    /// to `<base>/v1/traces`. When unset, the standard variables apply.
+    pub otlp_endpoint: Option<String>,
+    /// True when an endpoint comes from config or the environment.
+    pub enabled: bool,
+    /// `protocol` (or `OTEL_EXPORTER_OTLP_PROTOCOL`): default `http/protobuf`.
+    pub protocol: OtlpProtocol,
+    /// `sample_ratio`: default 1.0; root spans kept at this ratio, child
+    /// spans follow their parent's decision.
+    pub sample_ratio: f64,
+    /// `service_name` (or `OTEL_SERVICE_NAME`): default `authgate`.
+    pub service_name: String,
+}
+
 /// Names of the identity headers the edge adapters (ext_authz,
 /// forward-auth) set on allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -504,6 +532,8 @@ pub struct Config {
     pub exchange: Option<ExchangeConfig>,
     /// `[edge]`: default [`EdgeConfig::default`].
     pub edge: EdgeConfig,
+    /// `[tracing]`: off by default.
+    pub tracing: TracingConfig,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -565,6 +595,7 @@ impl Config {
         let signed_proxy = top.table(&mut r, "signed_proxy");
         let exchange = top.table(&mut r, "exchange");
         let edge = top.table(&mut r, "edge");
+        let tracing = top.table(&mut r, "tracing");
         let issuers_raw = top.array_of_tables(&mut r, "issuers");
         top.finish(&mut r);
 
@@ -662,6 +693,7 @@ impl Config {
         };
         check_issuers(&mut r, &issuers);
         let edge = read_edge(&mut r, edge, &issuers, exchange.as_ref(), signed_proxy.is_some());
+        let tracing = read_tracing(&mut r, tracing);
         for a in exchange.iter().flat_map(|e| &e.audiences) {
             for i in a.issuers.iter().filter(|i| !issuers.iter().any(|c| &c.name == *i)) {
                 r.errors.push(format!(
@@ -694,6 +726,7 @@ impl Config {
                 signed_proxy,
                 exchange,
                 edge,
+                tracing,
                 issuers,
             })
         } else {
@@ -787,6 +820,23 @@ impl Config {
                 out.push_str(&format!("role_scopes = {{ {} }}\n", rs.join(", ")));
             }
         }
+        let t = &self.tracing;
+        out.push_str(&format!(
+            "\n[tracing]\n# export {}\n",
+            if t.enabled { "on" } else { "off (no endpoint configured)" }
+        ));
+        if let Some(e) = &t.otlp_endpoint {
+            out.push_str(&format!("otlp_endpoint = {}\n", q(e)));
+        }
+        out.push_str(&format!(
+            "protocol = {}\nsample_ratio = {}\nservice_name = {}\n",
+            q(match t.protocol {
+                OtlpProtocol::HttpProtobuf => "http/protobuf",
+                OtlpProtocol::HttpJson => "http/json",
+            }),
+            t.sample_ratio,
+            q(&t.service_name)
+        ));
         let e = &self.edge;
         let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
         out.push_str(&format!(
@@ -1169,6 +1219,44 @@ fn read_audience(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Audi
 }
 
 /// `[signed_proxy]`: present when the section or its secret variable is.
+fn read_tracing(r: &mut Reader<'_>, table: Option<&Table>) -> TracingConfig {
+    let mut s = Section::new("tracing", table);
+    let otlp_endpoint = s.parsed(r, "otlp_endpoint", None, None, |v| {
+        let url = reqwest::Url::parse(v).map_err(|e| format!("not a URL: {e}"))?;
+        match url.scheme() {
+            "http" | "https" => Ok(v.trim_end_matches('/').to_string()),
+            _ => Err("must be an http(s) URL".to_string()),
+        }
+    });
+    let env_endpoint = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|k| (r.env)(k).is_some_and(|v| !v.is_empty()));
+    let protocol = s
+        .parsed(r, "protocol", Some("OTEL_EXPORTER_OTLP_PROTOCOL"), None, |v| match v {
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            "http/json" => Ok(OtlpProtocol::HttpJson),
+            _ => Err("must be `http/protobuf` or `http/json` (gRPC export is not built in)".to_string()),
+        })
+        .unwrap_or(OtlpProtocol::HttpProtobuf);
+    let sample_ratio = s
+        .parsed(r, "sample_ratio", None, None, |v| match v.parse::<f64>() {
+            Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+            _ => Err("must be a number from 0 to 1".to_string()),
+        })
+        .unwrap_or(1.0);
+    let service_name = s
+        .parsed(r, "service_name", Some("OTEL_SERVICE_NAME"), None, |v| Ok(v.to_string()))
+        .unwrap_or_else(|| "authgate".to_string());
+    s.finish(r);
+    TracingConfig {
+        enabled: otlp_endpoint.is_some() || env_endpoint,
+        otlp_endpoint,
+        protocol,
+        sample_ratio,
+        service_name,
+    }
+}
+
 fn read_edge(
     r: &mut Reader<'_>,
     table: Option<&Table>,
@@ -1686,6 +1774,7 @@ impl<'t> Section<'t> {
                 None => return None,
                 Some(Value::String(s)) => (full, s.clone()),
                 Some(Value::Integer(i)) => (full, i.to_string()),
+                Some(Value::Float(f)) => (full, f.to_string()),
                 Some(_) => {
                     r.errors.push(format!("{full} must be a string"));
                     return None;

@@ -27,6 +27,7 @@ use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
 };
 use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
+use opentelemetry::context::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -157,12 +158,20 @@ impl Authorization for ExtAuthz {
         let generation = self.live.get();
         let policy =
             RoutePolicy::resolve(&generation.edge, |k| view.context_extensions.get(k).map(String::as_str));
-        let decide = generation.decide_edge(&view.headers, &policy, &view.client);
+        let cx = crate::otel::server_span("envoy.service.auth.v3.Authorization/Check", |k| {
+            view.headers.get(k).map(String::as_str)
+        });
+        let decide = generation.decide_edge(&view.headers, &policy, &view.client).with_context(cx.clone());
         let decision = match tokio::time::timeout(generation.decision_deadline, decide).await {
             Ok(d) => d,
             // Fail closed: a slow decision is a denial, never an allow.
             Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
         };
+        crate::otel::finish(
+            &cx,
+            decision.as_ref().ok().map(|(id, _)| &*id.issuer),
+            decision.as_ref().err().map(AuthError::reason),
+        );
         let (identity, minted) = match decision {
             Ok(d) => d,
             Err(e) => return Ok(Response::new(denied(&e))),

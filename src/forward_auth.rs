@@ -26,6 +26,7 @@ use crate::pipeline::VerifyInput;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use opentelemetry::context::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -69,7 +70,14 @@ pub async fn handle(
         client: &client,
         adapter: crate::metrics::Adapter::ForwardAuth,
     };
-    match generation.core.verify(input).await {
+    let cx = crate::otel::server_span("forward-auth", |k| request_headers.get(k).map(String::as_str));
+    let result = generation.core.verify(input).with_context(cx.clone()).await;
+    crate::otel::finish(
+        &cx,
+        result.as_ref().ok().map(|v| &*v.identity.issuer),
+        result.as_ref().err().map(AuthError::reason),
+    );
+    match result {
         Ok(v) => {
             let mut resp = StatusCode::OK.into_response();
             let h = resp.headers_mut();

@@ -6,6 +6,7 @@ use crate::exchange::{ExchangeInput, JWT_TOKEN_TYPE};
 use crate::live::Live;
 use crate::pb;
 use crate::pipeline::VerifyInput;
+use opentelemetry::context::FutureExt;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -34,6 +35,9 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let cx = crate::otel::server_span("authgate.v1.AuthService/Verify", |k| {
+            request.metadata().get(k).and_then(|v| v.to_str().ok())
+        });
         let req = request.into_inner();
         let input = VerifyInput {
             token: &req.token,
@@ -44,7 +48,13 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             client: "",
             adapter: crate::metrics::Adapter::Verify,
         };
-        let verified = self.live.get().core.verify(input).await?;
+        let result = self.live.get().core.verify(input).with_context(cx.clone()).await;
+        crate::otel::finish(
+            &cx,
+            result.as_ref().ok().map(|v| &*v.identity.issuer),
+            result.as_ref().err().map(AuthError::reason),
+        );
+        let verified = result?;
         Ok(Response::new(pb::VerifyResponse {
             identity: Some(verified.identity.as_ref().into()),
             proxy: verified.proxy.map(Into::into),
@@ -57,6 +67,9 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let generation = self.live.get();
         let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
+        let cx = crate::otel::server_span("authgate.v1.AuthService/Exchange", |k| {
+            request.metadata().get(k).and_then(|v| v.to_str().ok())
+        });
         let req = request.into_inner();
         let requested_ttl = match req.requested_ttl {
             None => None,
@@ -76,7 +89,12 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             issuer: &req.issuer,
         };
         let started = std::time::Instant::now();
-        let result = exchanger.exchange(input).await;
+        let result = exchanger.exchange(input).with_context(cx.clone()).await;
+        crate::otel::finish(
+            &cx,
+            result.as_ref().ok().map(|m| &*m.identity.issuer),
+            result.as_ref().err().map(AuthError::reason),
+        );
         let latency_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(m) => {

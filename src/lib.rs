@@ -73,6 +73,7 @@ pub mod keyset;
 pub mod live;
 pub mod metrics;
 pub mod mint;
+pub mod otel;
 pub mod pipeline;
 pub mod telemetry;
 pub mod verify;

@@ -301,28 +301,44 @@ fn serve(config: Config, global: Global) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let listeners = match authgate::Listeners::bind(&config).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("cannot bind {} / {}: {e}", config.grpc_addr, config.http_addr);
-                return ExitCode::FAILURE;
-            }
-        };
-        if let Mode::Dev { secret_origin } = &config.mode {
-            print_dev_banner(&config, secret_origin, &listeners);
+    // The span exporter runs on its own thread with a blocking HTTP client,
+    // so it is built and shut down outside the async runtime.
+    let traces = match authgate::otel::init(&config.tracing) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot start tracing: {e}");
+            return ExitCode::FAILURE;
         }
-        let reloader = sighup_reloader(global);
-        match authgate::app::run_with_reload(listeners, config, authgate::app::shutdown_signal(), reloader)
-            .await
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!(error = %e, "server failed");
-                ExitCode::FAILURE
-            }
+    };
+    let code = runtime.block_on(serve_on_runtime(config, global));
+    drop(runtime);
+    if let Some(provider) = traces {
+        // Flushes spans still batched.
+        let _ = provider.shutdown();
+    }
+    code
+}
+
+async fn serve_on_runtime(config: Config, global: Global) -> ExitCode {
+    let listeners = match authgate::Listeners::bind(&config).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot bind {} / {}: {e}", config.grpc_addr, config.http_addr);
+            return ExitCode::FAILURE;
         }
-    })
+    };
+    if let Mode::Dev { secret_origin } = &config.mode {
+        print_dev_banner(&config, secret_origin, &listeners);
+    }
+    let reloader = sighup_reloader(global);
+    match authgate::app::run_with_reload(listeners, config, authgate::app::shutdown_signal(), reloader).await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &authgate::Listeners) {

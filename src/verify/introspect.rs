@@ -188,6 +188,7 @@ impl IdentityVerifier {
             .map_err(|_| AuthError::UpstreamBusy)?
             .map_err(|_| AuthError::UpstreamBusy)?;
         let started = Instant::now();
+        let mut span = crate::otel::UpstreamSpan::start("introspection", &self.name);
         let result = self.call(token).await;
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
@@ -199,6 +200,7 @@ impl IdentityVerifier {
             Err(_) => "error",
         };
         self.metrics.upstream("introspection", &self.name, outcome, elapsed);
+        span.outcome(outcome);
         match &result {
             Ok((status, _)) => tracing::debug!(issuer = %self.name, status, elapsed_ms, "introspection"),
             Err(e) => {

@@ -375,9 +375,11 @@ impl KeyStore {
     ) -> Result<(Vec<u8>, Option<Duration>), String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        let mut span = crate::otel::UpstreamSpan::start(kind, &self.issuer);
         let result = self.get_once(fetcher, url).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics.upstream(kind, &self.issuer, outcome, started.elapsed());
+        span.outcome(outcome);
         result
     }
 
@@ -440,10 +442,12 @@ async fn refresh_loop(store: Weak<KeyStore>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let Some(keys) = store.upgrade() else { return };
+        let cx = crate::otel::refresh_span(&keys.issuer);
         let outcome = {
             let mut log = keys.fetch_log.lock().await;
-            keys.fetch_locked(&mut log).await
+            opentelemetry::context::FutureExt::with_context(keys.fetch_locked(&mut log), cx.clone()).await
         };
+        crate::otel::end(&cx);
         let wait = match outcome {
             Ok(max_age) => {
                 backoff = Duration::from_secs(1);
