@@ -72,6 +72,9 @@ pub struct Reloader {
     pub load: Box<dyn Fn() -> Result<Config, ConfigErrors> + Send + Sync>,
     /// One message per reload request.
     pub requests: tokio::sync::mpsc::Receiver<()>,
+    /// The sending side of `requests`, for the file watcher
+    /// (`server.watch_interval`).
+    pub trigger: tokio::sync::mpsc::Sender<()>,
 }
 
 /// [`run_with_reload`] without reloads.
@@ -144,6 +147,12 @@ pub async fn run_with_reload(
     // start already sees the issuers' state; then followed.
     let ready = apply_readiness(&live, &reporter, &readiness, None).await;
     let watcher = tokio::spawn(follow_readiness(live.clone(), reporter.clone(), readiness.clone(), ready));
+    let watch = match (&reloader, config.watch_interval.is_zero()) {
+        (Some(r), false) => {
+            Some(tokio::spawn(watch_files(live.clone(), config.watch_interval, r.trigger.clone())))
+        }
+        _ => None,
+    };
     let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r)));
     tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().core.issuers().names(), "serving");
 
@@ -155,8 +164,8 @@ pub async fn run_with_reload(
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
     watcher.abort();
-    if let Some(r) = reloads {
-        r.abort();
+    for task in [reloads, watch].into_iter().flatten() {
+        task.abort();
     }
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
     reporter.set_service_status("", ServingStatus::NotServing).await;
@@ -234,6 +243,47 @@ async fn apply_readiness(
         tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
     }
     ready
+}
+
+/// Asks for a reload when a file the config was read from changes
+/// (content, or appearing/disappearing); a changed file list alone (after a
+/// reload) is only noted.
+async fn watch_files(live: Arc<Live>, interval: std::time::Duration, trigger: tokio::sync::mpsc::Sender<()>) {
+    let mut files = live.source_files();
+    let mut last = fingerprint(&files);
+    loop {
+        tokio::time::sleep(interval).await;
+        let now_files = live.source_files();
+        let now = fingerprint(&now_files);
+        if now_files != files {
+            files = now_files;
+            last = now;
+            continue;
+        }
+        if now != last {
+            last = now;
+            tracing::info!("configuration files changed: reloading");
+            // A reload already queued covers this change too.
+            let _ = trigger.try_send(());
+        }
+    }
+}
+
+/// SHA-256 over every file's path and content ("missing" when unreadable).
+fn fingerprint(files: &[std::path::PathBuf]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for f in files {
+        ctx.update(f.as_os_str().as_encoded_bytes());
+        ctx.update(&[0]);
+        match std::fs::read(f) {
+            Ok(bytes) => ctx.update(&bytes),
+            Err(_) => ctx.update(b"\0missing"),
+        }
+        ctx.update(&[0]);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 /// Applies each reload request; the running generation stays on any error.

@@ -517,6 +517,13 @@ pub struct Config {
     /// `server.decision_deadline`: default 2s. An ext_authz decision that
     /// takes longer is denied with 503 (fail closed).
     pub decision_deadline: Duration,
+    /// `server.watch_interval`: default 0 (off). When set, the config file
+    /// and every secret and key file it names are checked this often, and
+    /// a change reloads as SIGHUP does (Kubernetes updates mounted Secrets
+    /// and ConfigMaps in place).
+    pub watch_interval: Duration,
+    /// The files this config was read from (config, secret and key files).
+    pub source_files: Vec<PathBuf>,
     /// `server.drain_delay`: default 0s. After SIGTERM, keep serving this long
     /// while health reports NOT_SERVING, so load balancers stop sending.
     pub drain_delay: Duration,
@@ -572,7 +579,8 @@ impl Config {
     /// Loads, overrides and validates in one pass.
     pub fn load(inputs: &Inputs<'_>) -> Result<Config, ConfigErrors> {
         let path = inputs.config_path.clone().or_else(|| (inputs.env)(ENV_CONFIG).map(PathBuf::from));
-        let mut r = Reader { errors: Vec::new(), env: inputs.env };
+        let mut r = Reader { errors: Vec::new(), env: inputs.env, files: Vec::new() };
+        r.files.extend(path.clone());
         let (root, mode) = match &path {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(text) => match text.parse::<Table>() {
@@ -624,6 +632,11 @@ impl Config {
             .unwrap_or(Duration::from_secs(2));
         if decision_deadline.is_zero() {
             r.errors.push("server.decision_deadline must be above zero".into());
+        }
+        let watch_interval =
+            s.parsed(&mut r, "watch_interval", None, None, parse_duration).unwrap_or(Duration::ZERO);
+        if !watch_interval.is_zero() && watch_interval < Duration::from_millis(100) {
+            r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
         }
         s.finish(&mut r);
         if grpc_addr == http_addr && grpc_addr.port() != 0 {
@@ -721,6 +734,8 @@ impl Config {
                 shutdown_grace,
                 drain_delay,
                 decision_deadline,
+                watch_interval,
+                source_files: r.files,
                 log: LogConfig { format, level },
                 cache,
                 signed_proxy,
@@ -750,6 +765,7 @@ impl Config {
         out.push_str(&format!("shutdown_grace = {}\n", d(self.shutdown_grace)));
         out.push_str(&format!("drain_delay = {}\n", d(self.drain_delay)));
         out.push_str(&format!("decision_deadline = {}\n", d(self.decision_deadline)));
+        out.push_str(&format!("watch_interval = {}\n", d(self.watch_interval)));
         out.push_str("\n[log]\n");
         let format = match self.log.format {
             LogFormat::Human => "human",
@@ -1431,6 +1447,7 @@ fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<JwksSet
             Vec::new()
         }
     };
+    r.files.extend(file.clone());
     let source = match (url, file, pems) {
         (None, None, None) => KeySource::Discovery(String::new()),
         (Some(u), None, None) => KeySource::Url(u),
@@ -1455,6 +1472,7 @@ fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<JwksSet
             let mut pems = Vec::new();
             for p in paths.iter().map(PathBuf::from) {
                 let kid = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+                r.files.push(p.clone());
                 match std::fs::read_to_string(&p) {
                     Ok(text) => pems.push((kid, text)),
                     Err(e) => {
@@ -1589,13 +1607,19 @@ fn read_secret(r: &mut Reader<'_>, s: &mut Section<'_>, key: &str, env: &str) ->
             return Err(());
         }
         (Some(v), None, _, _) => (env.to_string(), Ok(v.into_bytes())),
-        (None, Some(p), _, _) => (env_file.clone(), read_secret_file(Path::new(&p))),
+        (None, Some(p), _, _) => {
+            r.files.push(PathBuf::from(&p));
+            (env_file.clone(), read_secret_file(Path::new(&p)))
+        }
         (None, None, Some(_), Some(_)) => {
             r.errors.push(format!("{label}: set {key} or {key_file}, not both"));
             return Err(());
         }
         (None, None, Some(v), None) => (key.to_string(), Ok(v.into_bytes())),
-        (None, None, None, Some(p)) => (key_file.clone(), read_secret_file(&p)),
+        (None, None, None, Some(p)) => {
+            r.files.push(p.clone());
+            (key_file.clone(), read_secret_file(&p))
+        }
         (None, None, None, None) => return Ok(None),
     };
     match value {
@@ -1698,6 +1722,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct Reader<'a> {
     errors: Vec<String>,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// Every file read (config, secrets, keys), for `watch_interval`.
+    files: Vec<PathBuf>,
 }
 
 /// One TOML table being read; remembers which keys were used so that

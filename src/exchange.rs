@@ -105,6 +105,14 @@ impl Exchanger {
         })
     }
 
+    /// Minted tokens held for reuse.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| {
+            c.run_pending_tasks();
+            c.entry_count()
+        })
+    }
+
     /// The key ring (for the JWKS document).
     pub fn ring(&self) -> &KeyRing {
         &self.ring

@@ -96,6 +96,11 @@ impl Live {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The files the current config was read from.
+    pub fn source_files(&self) -> Vec<std::path::PathBuf> {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).source_files.clone()
+    }
+
     /// The process-wide metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

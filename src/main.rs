@@ -271,6 +271,7 @@ fn sighup_reloader(global: Global) -> Option<authgate::app::Reloader> {
         }
     };
     let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let tx_watch = tx.clone();
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the configuration");
@@ -288,7 +289,7 @@ fn sighup_reloader(global: Global) -> Option<authgate::app::Reloader> {
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         })
     };
-    Some(authgate::app::Reloader { load: Box::new(load), requests: rx })
+    Some(authgate::app::Reloader { load: Box::new(load), requests: rx, trigger: tx_watch })
 }
 
 fn serve(config: Config, global: Global) -> ExitCode {

@@ -256,3 +256,61 @@ async fn sighup_reload_under_load() {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = child.wait();
 }
+
+/// `server.watch_interval`: a Secret file updated in place (as Kubernetes
+/// does) is picked up without a signal; the old secret is then refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_secret_file_reloads_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("authgate.toml");
+    let secret_file = dir.path().join("secret");
+    let (old, new) = ("watched-old-secret-0123456789", "watched-new-secret-0123456789");
+    std::fs::write(&secret_file, old).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\nwatch_interval = \"200ms\"\n\
+             [log]\nformat = \"json\"\n[[issuers]]\nname = \"netlify\"\nsecret_file = \"{}\"\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let grpc: std::net::SocketAddr = {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("server exited").unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["message"] == "serving" {
+                break v["grpc_addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        addr
+    };
+    let mut client = authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let v = |t: &str| VerifyRequest { token: t.into(), ..Default::default() };
+    let (old_token, new_token) = (gotrue_token(&gotrue_claims(), old), gotrue_token(&gotrue_claims(), new));
+    assert!(client.verify(v(&old_token)).await.is_ok());
+    std::fs::write(&secret_file, format!("{new}\n")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while client.verify(v(&new_token)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the changed secret file was not picked up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reason(&client.verify(v(&old_token)).await.unwrap_err()).as_deref(), Some("bad_signature"));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+}
