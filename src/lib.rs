@@ -13,7 +13,8 @@
 //! | [`config`] | TOML + `AUTHGATE_*` env + `*_FILE` secrets, validated in one pass; zero-config dev mode |
 //! | [`credential`] | finds the one credential in a request (token field, `Authorization: Bearer`, `nf_jwt` cookie) |
 //! | [`jws`] | compact JWS split and header decode, before any key is touched |
-//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier: `hs256` (shared secret), `introspect` (hosted Netlify Identity via GoTrue `/user`), `nf_sign` (Netlify signed-proxy attestation) |
+//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier: `hs256` (shared secret), `introspect` (hosted Netlify Identity via GoTrue `/user`), `jwks` (asymmetric keys from a JWKS/OpenID provider, with its refresh discipline), `nf_sign` (Netlify signed-proxy attestation) |
+//! | [`keyset`] | public keys (JWKS or PEM) parsed once into an immutable [`keyset::KeySet`] |
 //! | [`claims`] | reading verified claims: dates, `aud`, role paths |
 //! | [`identity`] | the normalised [`Identity`] and its protobuf form |
 //! | [`keys`] | [`keys::Secret`] (redacted, zeroised) and key sets built at load time |
@@ -21,10 +22,13 @@
 //! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
 //! | [`exchange`], [`mint`] | Exchange policy; authgate's signing key ring, minted claims, JWKS |
 //! | [`pipeline`] | the transport-free request path and the decision log line |
+//! | [`live`] | the [`live::Generation`] built from one config and swapped whole on reload |
+//! | [`edge`] | per-route policy for the edge adapters: `[edge]` defaults + route overrides |
 //! | [`ext_authz`] | Envoy ext_authz v3 `Check` adapter |
 //! | [`forward_auth`] | HTTP forward-auth adapter (nginx `auth_request`, Traefik, Caddy) |
-//! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, JWKS and discovery over axum |
-//! | [`app`] | wiring, health reporting, graceful shutdown: [`app::run`] |
+//! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, `/metrics`, JWKS and discovery over axum |
+//! | [`app`] | wiring, health and readiness, reloads, graceful shutdown: [`app::run_with_reload`] |
+//! | [`metrics`], [`otel`] | Prometheus metrics with bounded labels; OpenTelemetry spans over OTLP |
 //! | [`gotrue_token`] | mints GoTrue-shaped tokens for `authgate token` |
 //! | [`telemetry`] | log setup |
 //!
@@ -43,6 +47,8 @@
 //!                                   │
 //!                  cache::IdentityCache (hit: exp re-checked) ─┐ miss:
 //!                  Verifier::verify ──► hs256: alg → HMAC (current, previous) → exp/nbf/iss/aud/sub
+//!                                   │      introspect: local prechecks → cache → GoTrue /user (single-flight)
+//!                                   │      jwks: alg ∩ key's alg → KeySet by kid (refetch: single-flight + cooldown) → signature → claims
 //!                                   │          (claimed and rejected = final; never falls through)
 //!                  Identity ──► required roles (any-of) ──► decision log line
 //!                                   │
