@@ -90,6 +90,78 @@ impl Claims {
         }
     }
 
+    /// The registered-claim checks every JWT verifier makes: `exp` (required)
+    /// and `nbf` with `leeway`, `iss` when one is expected, `aud` any-of when
+    /// audiences are listed. Returns `exp` and `aud` as a list.
+    pub fn check_registered(
+        &self,
+        now: i64,
+        leeway: i64,
+        iss: Option<&str>,
+        audiences: &[String],
+    ) -> Result<(i64, Vec<String>), AuthError> {
+        let exp = self.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(AuthError::TokenExpired);
+        }
+        if let Some(nbf) = self.numeric_date("nbf")?
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(AuthError::TokenNotYetValid);
+        }
+        if let Some(expected) = iss {
+            match self.string("iss")? {
+                None => return Err(AuthError::MissingClaim("iss")),
+                Some(iss) if iss != expected => return Err(AuthError::WrongIssuer),
+                Some(_) => {}
+            }
+        }
+        let aud = self.audiences()?;
+        if !audiences.is_empty() && !aud.iter().any(|a| audiences.contains(a)) {
+            return Err(AuthError::WrongAudience);
+        }
+        Ok((exp, aud))
+    }
+
+    /// `sub`, required and non-empty.
+    pub fn subject(&self) -> Result<&str, AuthError> {
+        match self.string("sub")? {
+            None | Some("") => Err(AuthError::MissingClaim("sub")),
+            Some(s) => Ok(s),
+        }
+    }
+
+    /// The identity from verified claims whose registered claims were
+    /// checked: email, roles from `role_claims`, provider and metadata,
+    /// session fields.
+    pub fn into_identity(
+        mut self,
+        issuer: std::sync::Arc<str>,
+        subject: String,
+        (expires_at, audiences): (i64, Vec<String>),
+        role_claims: &[ClaimPath],
+    ) -> Result<crate::identity::Identity, AuthError> {
+        let (session_id, aal, is_anonymous) = self.session()?;
+        let email = self.string("email")?.unwrap_or_default().to_owned();
+        let roles = self.roles(role_claims);
+        let app_metadata = self.take_object("app_metadata")?;
+        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        Ok(crate::identity::Identity {
+            subject,
+            email,
+            roles,
+            provider,
+            issuer,
+            audiences,
+            expires_at,
+            app_metadata,
+            user_metadata: self.take_object("user_metadata")?,
+            session_id,
+            aal,
+            is_anonymous,
+        })
+    }
+
     /// A top-level claim as a string, whatever its name (for configured
     /// `require_claims`); `None` when absent or not a string.
     pub fn string_any(&self, name: &str) -> Option<&str> {

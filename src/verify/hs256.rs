@@ -54,55 +54,15 @@ impl Hs256Verifier {
         if slot == KeySlot::Previous {
             tracing::debug!(issuer = %self.name, key = slot.as_str(), "token verified with the previous secret");
         }
-        let mut claims = Claims::from_slice(&jws.payload_bytes()?)?;
-
-        let exp = claims.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
-        if now >= exp.saturating_add(self.leeway) {
-            return Err(AuthError::TokenExpired);
-        }
-        if let Some(nbf) = claims.numeric_date("nbf")?
-            && nbf > now.saturating_add(self.leeway)
-        {
-            return Err(AuthError::TokenNotYetValid);
-        }
-        if let Some(expected) = &self.expected_iss {
-            match claims.string("iss")? {
-                None => return Err(AuthError::MissingClaim("iss")),
-                Some(iss) if iss != expected => return Err(AuthError::WrongIssuer),
-                Some(_) => {}
-            }
-        }
-        let audiences = claims.audiences()?;
-        if !self.audiences.is_empty() && !audiences.iter().any(|a| self.audiences.contains(a)) {
-            return Err(AuthError::WrongAudience);
-        }
-        let subject = match claims.string("sub")? {
-            None | Some("") => return Err(AuthError::MissingClaim("sub")),
-            Some(s) => s,
-        };
+        let claims = Claims::from_slice(&jws.payload_bytes()?)?;
+        let registered =
+            claims.check_registered(now, self.leeway, self.expected_iss.as_deref(), &self.audiences)?;
+        let subject = claims.subject()?;
         if !self.allow_system_principal && SYSTEM_SUBJECTS.contains(&subject) {
             return Err(AuthError::SystemPrincipal);
         }
         let subject = subject.to_owned();
-        let (session_id, aal, is_anonymous) = claims.session()?;
-        let email = claims.string("email")?.unwrap_or_default().to_owned();
-        let roles = claims.roles(&self.role_claims);
-        let app_metadata = claims.take_object("app_metadata")?;
-        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        Ok(Identity {
-            subject,
-            email,
-            roles,
-            provider,
-            issuer: self.name.clone(),
-            audiences,
-            expires_at: exp,
-            app_metadata,
-            user_metadata: claims.take_object("user_metadata")?,
-            session_id,
-            aal,
-            is_anonymous,
-        })
+        claims.into_identity(self.name.clone(), subject, registered, &self.role_claims)
     }
 }
 

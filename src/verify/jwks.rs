@@ -183,56 +183,21 @@ impl JwksVerifier {
         self.identity(claims, unix_now())
     }
 
-    fn identity(&self, mut claims: Claims, now: i64) -> Result<Identity, AuthError> {
-        let exp = claims.numeric_date("exp")?.ok_or(AuthError::MissingClaim("exp"))?;
-        if now >= exp.saturating_add(self.leeway) {
-            return Err(AuthError::TokenExpired);
-        }
-        if let Some(nbf) = claims.numeric_date("nbf")?
-            && nbf > now.saturating_add(self.leeway)
-        {
-            return Err(AuthError::TokenNotYetValid);
-        }
-        match claims.string("iss")? {
-            None => return Err(AuthError::MissingClaim("iss")),
-            Some(iss) if iss != self.expected_iss => return Err(AuthError::WrongIssuer),
-            Some(_) => {}
-        }
-        let audiences = claims.audiences()?;
-        if !audiences.iter().any(|a| self.audiences.contains(a)) {
-            return Err(AuthError::WrongAudience);
-        }
-        let subject = match claims.string("sub")? {
-            None | Some("") => return Err(AuthError::MissingClaim("sub")),
-            Some(s) => s.to_owned(),
-        };
+    fn identity(&self, claims: Claims, now: i64) -> Result<Identity, AuthError> {
+        // Config requires `iss` and at least one audience for this kind.
+        let registered =
+            claims.check_registered(now, self.leeway, Some(&self.expected_iss), &self.audiences)?;
+        let subject = claims.subject()?.to_owned();
         for (name, want) in &self.settings.require_claims {
             if claims.string_any(name) != Some(want.as_str()) {
                 return Err(AuthError::ClaimMismatch);
             }
         }
-        let (session_id, aal, is_anonymous) = claims.session()?;
-        if is_anonymous && !self.settings.allow_anonymous {
+        let identity = claims.into_identity(self.name.clone(), subject, registered, &self.role_claims)?;
+        if identity.is_anonymous && !self.settings.allow_anonymous {
             return Err(AuthError::AnonymousUser);
         }
-        let email = claims.string("email")?.unwrap_or_default().to_owned();
-        let roles = claims.roles(&self.role_claims);
-        let app_metadata = claims.take_object("app_metadata")?;
-        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        Ok(Identity {
-            subject,
-            email,
-            roles,
-            provider,
-            issuer: self.name.clone(),
-            audiences,
-            expires_at: exp,
-            app_metadata,
-            user_metadata: claims.take_object("user_metadata")?,
-            session_id,
-            aal,
-            is_anonymous,
-        })
+        Ok(identity)
     }
 }
 
