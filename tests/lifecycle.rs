@@ -117,8 +117,6 @@ async fn in_flight_call_completes_during_shutdown() {
 
 #[tokio::test]
 async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
@@ -128,31 +126,8 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[[issuers]]\nname = \"netlify\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&cfg)
-        .env("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", &secret_file)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut logs = Vec::new();
-    let grpc: SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("server did not start");
-        logs.push(line.clone());
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
-        if v["message"] == "serving" {
-            break v["grpc_addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
+    let server = Binary::start(&cfg, &[("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", secret_file.as_os_str())]);
+    let grpc = server.grpc;
     let token = gotrue_token(&gotrue_claims(), SECRET);
     let expired = gotrue_token(&serde_json::json!({"sub": "x", "exp": now() - 999}), SECRET);
     let mut client = authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
@@ -200,14 +175,14 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
     }
     let call = start_slow_verify(grpc, token.clone()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let kill = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
-    assert!(kill.success());
+    server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = call.finish().await;
     assert_eq!(status, "0", "in-flight call did not complete");
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let logs_of = server.logs_handle();
+    let exit = tokio::task::spawn_blocking(move || server.wait()).await.unwrap();
     assert!(exit.success(), "exit status {exit:?}");
-    logs.extend(rx.try_iter());
+    let logs = logs_of.lock().unwrap().clone();
     let all = logs.join("\n");
     let decisions: Vec<serde_json::Value> = logs
         .iter()

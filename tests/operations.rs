@@ -137,43 +137,10 @@ async fn sighup_reload_under_load() {
         secret_file.display()
     );
     std::fs::write(&cfg, &base).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    {
-        let stderr = child.stderr.take().unwrap();
-        let logs = logs.clone();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                logs.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-    }
-    let grpc: std::net::SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("server did not start");
-        let v: Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "serving" {
-            break v["grpc_addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    let pid = child.id().to_string();
-    let hangup = || assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    let wait_for_log = |needle: &str| loop {
-        let line =
-            rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no log line {needle:?}"));
-        if line.contains(needle) {
-            return line;
-        }
-    };
+    let server = Binary::start(&cfg, &[]);
+    let grpc = server.grpc;
+    let hangup = || server.signal("HUP");
+    let wait_for_log = |needle: &str| server.wait_for_log(needle);
 
     let claims = gotrue_claims();
     let old_token = gotrue_token(&claims, old);
@@ -250,11 +217,10 @@ async fn sighup_reload_under_load() {
     let other: Vec<_> = total.iter().filter(|(k, _)| *k != "granted" && *k != "bad_signature").collect();
     assert!(other.is_empty(), "failed requests during reload: {total:?}");
     assert!(total.get("granted").copied().unwrap_or(0) > 100, "too little load: {total:?}");
-    let all = logs.lock().unwrap().join("\n");
+    let all = server.logs().join("\n");
     let errors = all.lines().filter(|l| l.contains("reload rejected: invalid configuration")).count();
     assert!(errors >= 2, "every config error is logged:\n{all}");
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = child.wait();
+    assert!(server.stop().success());
 }
 
 /// `server.watch_interval`: a Secret file updated in place (as Kubernetes
@@ -275,29 +241,8 @@ async fn changed_secret_file_reloads_without_a_signal() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let grpc: std::net::SocketAddr = {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("server exited").unwrap();
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "serving" {
-                break v["grpc_addr"].as_str().unwrap().parse().unwrap();
-            }
-        };
-        // Keep draining so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        addr
-    };
+    let server = Binary::start(&cfg, &[]);
+    let grpc = server.grpc;
     let mut client = authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
@@ -311,6 +256,5 @@ async fn changed_secret_file_reloads_without_a_signal() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(reason(&client.verify(v(&old_token)).await.unwrap_err()).as_deref(), Some("bad_signature"));
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    assert!(server.stop().success());
 }

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,28 +64,8 @@ async fn spans_continue_the_callers_trace() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&cfg)
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let grpc: std::net::SocketAddr = {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        loop {
-            let line = lines.next().expect("server exited").unwrap();
-            let v: Value = serde_json::from_str(&line).unwrap_or_default();
-            if v["message"] == "serving" {
-                break v["grpc_addr"].as_str().unwrap().parse().unwrap();
-            }
-        }
-    };
+    let server = Binary::start(&cfg, &[("OTEL_BSP_SCHEDULE_DELAY", "100".as_ref())]);
+    let grpc = server.grpc;
     let channel =
         tonic::transport::Channel::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
     let token = gotrue_token(&gotrue_claims(), SECRET);
@@ -135,8 +114,7 @@ async fn spans_continue_the_callers_trace() {
     while spans(&received.lock().unwrap()).len() < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    assert!(server.stop().success());
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let exports = received.lock().unwrap().clone();

@@ -318,3 +318,90 @@ pub async fn server_with_unreachable_identity() -> TestServer {
     ))
     .await
 }
+
+/// The real `authgate` binary, started with `--config` (JSON logs) and
+/// extra environment; [`Binary::start`] returns once it logs "serving".
+pub struct Binary {
+    pub child: std::process::Child,
+    pub grpc: SocketAddr,
+    /// Every stderr line so far is also kept in `seen`.
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Binary {
+    pub fn start(config: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+        cmd.arg("--config").arg(config).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child =
+            cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = seen.clone();
+        // Drains stderr for the whole run, so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let grpc = loop {
+            let line = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("server did not start");
+            let v: Value = serde_json::from_str(&line).expect("json log line");
+            if v["message"] == "serving" {
+                break v["grpc_addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        Binary { child, grpc, lines, seen }
+    }
+
+    /// Waits (20 s at most) for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// The log lines, shared (to read after the process is gone).
+    pub fn logs_handle(&self) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        self.seen.clone()
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.child.wait().unwrap()
+    }
+}
