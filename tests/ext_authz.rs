@@ -125,6 +125,13 @@ async fn check_contract() {
     assert_eq!(set.get("retry-after").map(String::as_str), Some("5"));
 }
 
+/// `Authorization` for a user holding only the `member` role.
+fn member_bearer() -> String {
+    let claims = json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002",
+                        "app_metadata": {"roles": ["member"]}});
+    format!("Bearer {}", gotrue_token(&claims, SECRET))
+}
+
 /// `[edge]` gives every route (and forward-auth) its defaults and the
 /// identity header names; a route's `context_extensions` override key by key.
 #[tokio::test]
@@ -134,13 +141,7 @@ async fn edge_defaults_and_header_names_from_config() {
     let server = TestServer::start(&format!("{edge}{}", standard_config())).await;
     let client = AuthorizationClient::new(server.channel().await);
     let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
-    let member = format!(
-        "Bearer {}",
-        gotrue_token(
-            &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002", "app_metadata": {"roles": ["member"]}}),
-            SECRET
-        )
-    );
+    let member = member_bearer();
     let check = |auth: String, ctx: &'static [(&'static str, &'static str)]| {
         let mut c = client.clone();
         async move {
@@ -212,13 +213,7 @@ async fn through_a_real_envoy() {
     let server = TestServer::start(&format!("{}\n{}", exchange_section(dir.path()), standard_config())).await;
     let app = echo_upstream().await;
     let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
-    let member = format!(
-        "Bearer {}",
-        gotrue_token(
-            &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002", "app_metadata": {"roles": ["member"]}}),
-            SECRET
-        )
-    );
+    let member = member_bearer();
     for raw in [false, true] {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut envoy = start_envoy(dir.path(), port, server.grpc.port(), app.port(), raw);
