@@ -305,13 +305,13 @@ async fn unknown_kids_rotation_and_removed_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut provider = Provider::start(0, &dir.path().join("keys.json"), false);
     let proxy = CountingProxy::start(provider.issuer.clone()).await;
-    let cooldown = Duration::from_secs(2);
+    let cooldown = Duration::from_secs(3);
     // No background refresh during the test: every fetch after the first is
     // an unknown-kid refetch.
     let server = TestServer::start(&issuer_config(
         &provider.issuer,
         &format!("jwks_url = \"{}/jwks\"", proxy.url),
-        "refetch_cooldown = \"2s\"\nmin_refresh_interval = \"10m\"\nmax_refresh_interval = \"10m\"",
+        "refetch_cooldown = \"3s\"\nmin_refresh_interval = \"10m\"\nmax_refresh_interval = \"10m\"",
     ))
     .await;
     wait_until("keys loaded", Duration::from_secs(10), async || {
@@ -406,7 +406,7 @@ async fn provider_outage_stale_keys_then_unavailable_then_recovery() {
     let server = TestServer::start(&issuer_config(
         &provider.issuer,
         &format!("jwks_url = \"{}/jwks\"", proxy.url),
-        "min_refresh_interval = \"1s\"\nmax_refresh_interval = \"1s\"\nmax_staleness = \"3s\"\nrefetch_cooldown = \"1s\"",
+        "min_refresh_interval = \"1s\"\nmax_refresh_interval = \"1s\"\nmax_staleness = \"5s\"\nrefetch_cooldown = \"1s\"",
     ))
     .await;
     wait_until("keys loaded", Duration::from_secs(10), async || {
