@@ -1,6 +1,7 @@
-//! HTTP forward-auth: directly, and behind a real nginx (`auth_request`)
-//! running deploy/nginx/nginx.conf in front of an upstream that echoes the
-//! headers it receives.
+//! HTTP forward-auth: directly, behind a real nginx (`auth_request`)
+//! running deploy/nginx/nginx.conf, and behind a real Caddy (`forward_auth`)
+//! running deploy/caddy/Caddyfile, each in front of an upstream that echoes
+//! the headers it receives.
 
 mod common;
 
@@ -135,4 +136,68 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .chain(["/usr/sbin", "/sbin"])
         .map(|d| std::path::Path::new(d).join(program))
         .find(|p| p.exists())
+}
+
+/// The same contract through a real Caddy (`forward_auth`), running
+/// deploy/caddy/Caddyfile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_real_caddy() {
+    let server = TestServer::start(&standard_config()).await;
+    let upstream = echo_upstream().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The listener first: the other two addresses could contain ":8001".
+    let conf = std::fs::read_to_string(repo_root().join("deploy/caddy/Caddyfile"))
+        .unwrap()
+        .replace("http://:8001", &format!("http://:{}", port.port()))
+        .replace("127.0.0.1:8080", &server.http.to_string())
+        .replace("127.0.0.1:9000", &upstream.to_string());
+    let path = dir.path().join("Caddyfile");
+    std::fs::write(&path, conf).unwrap();
+    let caddy = which("caddy").expect("caddy is not installed: run scripts/test.sh (scripts/caddy-env.sh)");
+    let caddy_cmd = |args: &[&str]| {
+        let mut c = Command::new("timeout");
+        c.arg("60")
+            .arg(&caddy)
+            .args(args)
+            .args(["--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"));
+        c
+    };
+    let validate = caddy_cmd(&["validate"]).output().unwrap();
+    assert!(validate.status.success(), "caddy validate: {}", String::from_utf8_lossy(&validate.stderr));
+    let mut child = caddy_cmd(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(port_opens(port, Duration::from_secs(10)).await, "caddy did not start");
+
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let member = format!("Bearer {}", member_token());
+    let (status, head, _) = get(port, "/api/orders", &[]).await;
+    let no_token = (status, head.contains("www-authenticate: bearer realm=\"authgate\""));
+    let (status, _, body) = get(
+        port,
+        "/api/orders",
+        &[("authorization", &admin), ("x-authgate-subject", "attacker"), ("x-authgate-roles", "owner")],
+    )
+    .await;
+    let granted = (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null));
+    let (member_admin, head_403, _) = get(port, "/admin/panel", &[("authorization", &member)]).await;
+    let (admin_admin, _, _) = get(port, "/admin/panel", &[("authorization", &admin)]).await;
+    let (forged, _, _) = get(port, "/api/orders", &[("authorization", "Bearer a.b.c")]).await;
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+
+    assert_eq!(no_token, (401, true), "no token");
+    assert_eq!(granted.0, 200, "{:?}", granted.1);
+    let seen = &granted.1;
+    assert_eq!(seen["x-authgate-subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec", "{seen}");
+    assert_eq!(seen["x-authgate-roles"], "member,admin", "spoofed roles reached the upstream: {seen}");
+    assert_eq!(seen["x-authgate-issuer"], "netlify");
+    assert!(seen.get("authorization").is_none(), "the user's token reached the upstream: {seen}");
+    assert_eq!(member_admin, 403, "member on an admin route");
+    assert!(head_403.contains("x-authgate-reason: insufficient_role"), "{head_403}");
+    assert_eq!(admin_admin, 200, "admin on an admin route");
+    assert_eq!(forged, 401);
 }
