@@ -369,6 +369,35 @@ mod tests {
         assert!(matches!(set.lookup(None, JwsAlg::RS256), Lookup::Unknown));
     }
 
+    /// Hostile documents never panic: random bytes, and a valid document
+    /// with bytes flipped at random positions; whatever parses is usable.
+    #[test]
+    fn garbage_documents_are_errors_or_skips() {
+        let (_, x) = ed25519();
+        let good = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed"},
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB"},
+            {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}
+        ]})
+        .to_string()
+        .into_bytes();
+        for i in 0..5000 {
+            let doc: Vec<u8> = if i % 2 == 0 {
+                (0..rand::random_range(0..200)).map(|_| rand::random::<u8>()).collect()
+            } else {
+                let mut d = good.clone();
+                for _ in 0..rand::random_range(1..4) {
+                    let at = rand::random_range(0..d.len());
+                    d[at] = rand::random::<u8>();
+                }
+                d
+            };
+            if let Ok((set, _)) = KeySet::from_jwks(&doc, &ALL) {
+                assert!(set.len() <= 1, "only the Ed25519 key can ever be usable");
+            }
+        }
+    }
+
     #[test]
     fn allowed_algorithms_narrow_what_a_key_may_verify() {
         let (_, x) = ed25519();
