@@ -1995,6 +1995,40 @@ mod tests {
     }
 
     #[test]
+    fn tracing_section_and_standard_variables() {
+        let off = load(GOOD, &[]).unwrap();
+        assert!(!off.tracing.enabled, "tracing is off by default");
+        let by_env = load(GOOD, &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).unwrap();
+        assert!(
+            by_env.tracing.enabled && by_env.tracing.otlp_endpoint.is_none(),
+            "the SDK reads the variable"
+        );
+        let json =
+            load(GOOD, &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_SERVICE_NAME", "edge-auth")])
+                .unwrap();
+        assert_eq!(
+            (json.tracing.protocol, json.tracing.service_name.as_str()),
+            (OtlpProtocol::HttpJson, "edge-auth")
+        );
+        let errs = load(
+            &format!(
+                "[tracing]\notlp_endpoint = \"ftp://x\"\nprotocol = \"grpc\"\nsample_ratio = 2.5\n{GOOD}"
+            ),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in ["tracing.otlp_endpoint", "gRPC export is not built in", "tracing.sample_ratio"] {
+            assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
+        }
+        let on =
+            load(&format!("[tracing]\notlp_endpoint = \"http://c:4318/\"\nsample_ratio = 0.25\n{GOOD}"), &[])
+                .unwrap();
+        assert_eq!(on.tracing.otlp_endpoint.as_deref(), Some("http://c:4318"));
+        assert_eq!(on.tracing.sample_ratio, 0.25);
+    }
+
+    #[test]
     fn edge_section_errors() {
         let base = "[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n";
         let errs = load(
