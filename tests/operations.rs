@@ -258,3 +258,37 @@ async fn changed_secret_file_reloads_without_a_signal() {
     assert_eq!(reason(&client.verify(v(&old_token)).await.unwrap_err()).as_deref(), Some("bad_signature"));
     assert!(server.stop().success());
 }
+
+/// A reload whose new issuers cannot get keys is refused after the wait:
+/// the running generation (and its readiness) stays; a good one swaps in,
+/// while a request holding the old generation finishes on it.
+#[tokio::test]
+async fn reload_keeps_the_running_generation_until_the_new_one_is_ready() {
+    use authgate::live::{Generation, Live};
+    let first = load_config(&standard_config()).unwrap();
+    let metrics = std::sync::Arc::new(authgate::metrics::Metrics::new());
+    let live = Live::new(Generation::build(&first, metrics.clone()).unwrap(), first, metrics);
+    let in_flight = live.get();
+    let names = |g: &Generation| g.core.issuers().names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let configured = names(&in_flight);
+
+    let unreachable = load_config(&format!(
+        "{}\n[[issuers]]\nname = \"idp\"\nkind = \"jwks\"\niss = \"https://idp.invalid/\"\naudiences = [\"api\"]\njwks_url = \"{}/jwks\"\n",
+        standard_config(),
+        closed_port_url()
+    ))
+    .unwrap();
+    let err = live.reload(unreachable, Duration::from_millis(500)).await.unwrap_err();
+    assert!(err.contains("idp"), "{err}");
+    assert_eq!(names(&live.get()), configured, "the running issuers stay");
+    assert!(live.get().core.issuers().ready(), "readiness unchanged by a refused reload");
+
+    let mut fewer = load_config(&standard_config()).unwrap();
+    fewer.issuers.retain(|i| i.name == "netlify");
+    fewer.grpc_addr = "127.0.0.1:1".parse().unwrap();
+    let restart_only = live.reload(fewer, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(restart_only, ["server.grpc_addr"], "settings bound at start are reported");
+    assert_eq!(live.get().core.issuers().names(), ["netlify"]);
+    // The request that started before the swap still has its generation.
+    assert_eq!(names(&in_flight), configured);
+}
