@@ -82,6 +82,7 @@ pub mod mint;
 pub mod otel;
 pub mod pipeline;
 pub mod telemetry;
+pub mod upstream;
 pub mod verify;
 
 pub use app::{Listeners, run};

@@ -89,16 +89,7 @@ impl IdentityVerifier {
                 .time_to_live(settings.negative_cache_ttl)
                 .build()
         });
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            // The builder fails only if the TLS backend cannot initialise;
-            // fall back to defaults rather than refuse to start.
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let client = crate::upstream::client(settings.connect_timeout, settings.timeout);
         Self {
             name: Arc::from(config.name.as_str()),
             user_url: format!("{}/user", settings.identity_url),
@@ -214,16 +205,10 @@ impl IdentityVerifier {
     /// GET /user; returns (status, body) or an upstream error. The body is
     /// read up to `max_response_bytes`.
     async fn call(&self, token: &str) -> Result<(u16, Vec<u8>), AuthError> {
-        let mut resp = self
-            .client
-            .get(&self.user_url)
-            .bearer_auth(token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
+        let unavailable = |e: crate::upstream::UpstreamError| AuthError::UpstreamUnavailable(e.as_str());
+        let resp = crate::upstream::send(self.client.get(&self.user_url).bearer_auth(token))
             .await
-            .map_err(|e| {
-                AuthError::UpstreamUnavailable(if e.is_timeout() { "timeout" } else { "connection failed" })
-            })?;
+            .map_err(unavailable)?;
         let status = resp.status().as_u16();
         if status == 429 {
             let retry_after_secs = resp
@@ -233,15 +218,7 @@ impl IdentityVerifier {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             return Err(AuthError::UpstreamRateLimited { retry_after_secs });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            AuthError::UpstreamUnavailable(if e.is_timeout() { "timeout" } else { "response body failed" })
-        })? {
-            if body.len() + chunk.len() > self.settings.max_response_bytes {
-                return Err(AuthError::UpstreamUnavailable("response too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::upstream::body(resp, self.settings.max_response_bytes).await.map_err(unavailable)?;
         Ok((status, body))
     }
 
@@ -265,7 +242,7 @@ impl IdentityVerifier {
 
     fn identity_from_user(&self, body: &[u8], exp: i64, sub: &str) -> Result<Identity, AuthError> {
         let not_documented = |_| AuthError::UpstreamUnavailable("user answer is not the documented JSON");
-        let mut user = Claims::from_slice(body).map_err(not_documented)?;
+        let user = Claims::from_slice(body).map_err(not_documented)?;
         let id = user.string("id").map_err(not_documented)?.unwrap_or_default().to_owned();
         if id.is_empty() || id != sub {
             return Err(AuthError::UpstreamUnavailable("user answer does not match the token"));
@@ -274,23 +251,9 @@ impl IdentityVerifier {
         if !self.audiences.is_empty() && !audiences.iter().any(|a| self.audiences.contains(a)) {
             return Err(AuthError::WrongAudience);
         }
-        let email = user.string("email").map_err(not_documented)?.unwrap_or_default().to_owned();
-        let roles = user.roles(&self.role_claims);
-        let app_metadata = user.take_object("app_metadata").map_err(not_documented)?;
-        let user_metadata = user.take_object("user_metadata").map_err(not_documented)?;
-        let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        Ok(Identity {
-            subject: id,
-            email,
-            roles,
-            provider,
-            issuer: self.name.clone(),
-            audiences: audiences.into_iter().filter(|a| !a.is_empty()).collect(),
-            expires_at: exp,
-            app_metadata,
-            user_metadata,
-            ..Identity::default()
-        })
+        // GoTrue answers `"aud": ""` when the token had none.
+        let audiences = audiences.into_iter().filter(|a| !a.is_empty()).collect();
+        user.into_identity(self.name.clone(), id, (exp, audiences), &self.role_claims).map_err(not_documented)
     }
 }
 

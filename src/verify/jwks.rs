@@ -108,16 +108,7 @@ impl JwksVerifier {
             KeySource::Discovery(_) | KeySource::Url(_) => None,
         };
         let fetcher = settings.source.is_remote().then(|| Fetcher {
-            client: reqwest::Client::builder()
-                .connect_timeout(settings.fetch_timeout)
-                .timeout(settings.fetch_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")))
-                .build()
-                // The builder fails only if the TLS backend cannot
-                // initialise; the default client then fails every fetch,
-                // which is reported as keys_unavailable.
-                .unwrap_or_else(|_| reqwest::Client::new()),
+            client: crate::upstream::client(settings.fetch_timeout, settings.fetch_timeout),
             source: settings.source.clone(),
             expected_iss: expected_iss.clone(),
         });
@@ -349,15 +340,7 @@ impl KeyStore {
     }
 
     async fn get_once(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let mut resp = fetcher
-            .client
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(
-                |e| if e.is_timeout() { "timeout".to_string() } else { "connection failed".to_string() },
-            )?;
+        let resp = crate::upstream::send(fetcher.client.get(url)).await.map_err(|e| e.as_str().to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
@@ -366,13 +349,9 @@ impl KeyStore {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|_| "response body failed".to_string())? {
-            if body.len() + chunk.len() > self.settings.max_response_bytes {
-                return Err("response too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::upstream::body(resp, self.settings.max_response_bytes)
+            .await
+            .map_err(|e| e.as_str().to_string())?;
         Ok((body, max_age))
     }
 }
