@@ -1,9 +1,12 @@
 //! The policy of one edge request (Envoy ext_authz route or forward-auth
 //! URL): `[edge]` defaults overridden key by key by what the proxy operator
 //! wrote for the route (`context_extensions`, or the forward-auth query).
-//! Transport-free; the adapters only collect the overrides.
+//! Transport-free; the adapters only collect the overrides. Also the HTTP
+//! form of a denial and the logged client address, shared by both edge
+//! adapters.
 
 use crate::config::{EdgeConfig, IdentityHeaderNames};
+use crate::error::AuthError;
 use crate::identity::Identity;
 
 /// What one edge request must satisfy, and what allow does.
@@ -55,6 +58,55 @@ pub fn identity_headers<'n>(names: &'n IdentityHeaderNames, id: &Identity) -> [(
         (names.roles.as_str(), id.roles.join(",")),
         (names.issuer.as_str(), id.issuer.to_string()),
     ]
+}
+
+/// The denial's reason, on every HTTP denial.
+pub const REASON_HEADER: &str = "x-authgate-reason";
+
+/// Seconds a client should wait after a 503 without a better hint.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+/// Longest client description logged (a forwarded-for list is the client's
+/// own text).
+const MAX_CLIENT_CHARS: usize = 200;
+
+/// The client address for the decision log, bounded.
+pub fn client_label(candidate: Option<&str>) -> String {
+    candidate.map(|c| c.chars().take(MAX_CLIENT_CHARS).collect()).unwrap_or_default()
+}
+
+/// The HTTP form of a denial, shared by forward-auth and ext_authz: status,
+/// headers, JSON body.
+pub fn denial_parts(e: &AuthError) -> (u16, Vec<(&'static str, String)>, String) {
+    let status = e.http_status();
+    let error = match status {
+        401 if matches!(e, AuthError::MissingCredential) => "unauthorized",
+        401 => "invalid_token",
+        403 => "insufficient_scope",
+        400 => "invalid_request",
+        503 => "temporarily_unavailable",
+        _ => "server_error",
+    };
+    let body = serde_json::json!({"error": error, "reason": e.reason()}).to_string();
+    let mut headers =
+        vec![("content-type", "application/json".to_string()), (REASON_HEADER, e.reason().to_string())];
+    if status == 401 {
+        // RFC 6750 §3: no error code when the request simply lacked a credential.
+        let challenge = if matches!(e, AuthError::MissingCredential) {
+            "Bearer realm=\"authgate\"".to_string()
+        } else {
+            "Bearer realm=\"authgate\", error=\"invalid_token\"".to_string()
+        };
+        headers.push(("www-authenticate", challenge));
+    }
+    if status == 503 {
+        let secs = match e {
+            AuthError::UpstreamRateLimited { retry_after_secs: Some(s) } => *s,
+            _ => DEFAULT_RETRY_AFTER_SECS,
+        };
+        headers.push(("retry-after", secs.to_string()));
+    }
+    (status, headers, body)
 }
 
 #[cfg(test)]

@@ -17,10 +17,9 @@
 //! meaning; a decision that overruns `server.decision_deadline` is a 503
 //! denial (fail closed).
 
-use crate::edge::{RoutePolicy, identity_headers};
+use crate::edge::{RoutePolicy, client_label, denial_parts, identity_headers};
 use crate::error::AuthError;
 use crate::exchange::ExchangeInput;
-use crate::forward_auth::denial_parts;
 use crate::live::{Generation, Live};
 use crate::pipeline::VerifyInput;
 use envoy_types::ext_authz::v3::pb::{
@@ -93,10 +92,6 @@ struct RequestView<'r> {
     client: String,
 }
 
-/// Longest client description logged (a forwarded-for list is the client's
-/// own text).
-const MAX_CLIENT_CHARS: usize = 200;
-
 fn request_view(req: &CheckRequest) -> Option<RequestView<'_>> {
     let attributes = req.attributes.as_ref()?;
     let http = attributes.request.as_ref()?.http.as_ref()?;
@@ -126,10 +121,7 @@ fn request_view(req: &CheckRequest) -> Option<RequestView<'_>> {
             _ => None,
         })
         .filter(|a| !a.is_empty());
-    let client = source
-        .or_else(|| out.get("x-forwarded-for").cloned())
-        .map(|c| c.chars().take(MAX_CLIENT_CHARS).collect())
-        .unwrap_or_default();
+    let client = client_label(source.as_deref().or(out.get("x-forwarded-for").map(String::as_str)));
     Some(RequestView { headers: out, context_extensions: &attributes.context_extensions, client })
 }
 

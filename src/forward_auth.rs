@@ -19,7 +19,7 @@
 //! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
 //! understands only 2xx, 401 and 403 and turns anything else into 500.
 
-use crate::edge::{RoutePolicy, identity_headers};
+use crate::edge::{RoutePolicy, client_label, denial_parts, identity_headers};
 use crate::error::AuthError;
 use crate::live::Live;
 use crate::pipeline::VerifyInput;
@@ -29,16 +29,6 @@ use axum::response::{IntoResponse, Response};
 use opentelemetry::context::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The denial's reason, on every denial.
-pub const REASON_HEADER: &str = "x-authgate-reason";
-
-/// Seconds a client should wait after a 503 without a better hint.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
-
-/// Longest client description logged (the forwarded-for list is the
-/// client's own text).
-const MAX_CLIENT_CHARS: usize = 200;
 
 /// Handles one forward-auth request.
 pub async fn handle(
@@ -56,11 +46,9 @@ pub async fn handle(
         _ => None,
     });
     let request_headers = flatten(&headers);
-    let client: String = ["x-real-ip", "x-forwarded-for"]
-        .iter()
-        .find_map(|h| request_headers.get(*h))
-        .map(|c| c.chars().take(MAX_CLIENT_CHARS).collect())
-        .unwrap_or_default();
+    let client = client_label(
+        ["x-real-ip", "x-forwarded-for"].iter().find_map(|h| request_headers.get(*h)).map(String::as_str),
+    );
     let input = VerifyInput {
         token: "",
         headers: &request_headers,
@@ -94,40 +82,6 @@ pub async fn handle(
         }
         Err(e) => denial(&e),
     }
-}
-
-/// The HTTP form of a denial, shared by forward-auth and ext_authz: status,
-/// headers, JSON body.
-pub fn denial_parts(e: &AuthError) -> (u16, Vec<(&'static str, String)>, String) {
-    let status = e.http_status();
-    let error = match status {
-        401 if matches!(e, AuthError::MissingCredential) => "unauthorized",
-        401 => "invalid_token",
-        403 => "insufficient_scope",
-        400 => "invalid_request",
-        503 => "temporarily_unavailable",
-        _ => "server_error",
-    };
-    let body = serde_json::json!({"error": error, "reason": e.reason()}).to_string();
-    let mut headers =
-        vec![("content-type", "application/json".to_string()), (REASON_HEADER, e.reason().to_string())];
-    if status == 401 {
-        // RFC 6750 §3: no error code when the request simply lacked a credential.
-        let challenge = if matches!(e, AuthError::MissingCredential) {
-            "Bearer realm=\"authgate\"".to_string()
-        } else {
-            "Bearer realm=\"authgate\", error=\"invalid_token\"".to_string()
-        };
-        headers.push(("www-authenticate", challenge));
-    }
-    if status == 503 {
-        let secs = match e {
-            AuthError::UpstreamRateLimited { retry_after_secs: Some(s) } => *s,
-            _ => DEFAULT_RETRY_AFTER_SECS,
-        };
-        headers.push(("retry-after", secs.to_string()));
-    }
-    (status, headers, body)
 }
 
 /// The HTTP response of a denial.

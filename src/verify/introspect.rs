@@ -218,7 +218,8 @@ impl IdentityVerifier {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             return Err(AuthError::UpstreamRateLimited { retry_after_secs });
         }
-        let body = crate::upstream::body(resp, self.settings.max_response_bytes).await.map_err(unavailable)?;
+        let body =
+            crate::upstream::body(resp, self.settings.max_response_bytes).await.map_err(unavailable)?;
         Ok((status, body))
     }
 

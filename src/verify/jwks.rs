@@ -340,7 +340,8 @@ impl KeyStore {
     }
 
     async fn get_once(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let resp = crate::upstream::send(fetcher.client.get(url)).await.map_err(|e| e.as_str().to_string())?;
+        let resp =
+            crate::upstream::send(fetcher.client.get(url)).await.map_err(|e| e.as_str().to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
