@@ -105,9 +105,7 @@ pub async fn run_with_reload(
 ) -> Result<(), RunError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     // tonic-health starts "" as SERVING; nothing is loaded yet.
-    reporter.set_service_status("", ServingStatus::NotServing).await;
-    reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
-    reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
+    set_readiness_services(&reporter, ServingStatus::NotServing).await;
 
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::new(Generation::build(&config, metrics.clone())?, config.clone(), metrics));
@@ -168,9 +166,7 @@ pub async fn run_with_reload(
         task.abort();
     }
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
-    reporter.set_service_status("", ServingStatus::NotServing).await;
-    reporter.set_not_serving::<AuthServiceServer<AuthGrpc>>().await;
-    reporter.set_not_serving::<envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz>>().await;
+    set_readiness_services(&reporter, ServingStatus::NotServing).await;
     readiness.set(false);
     tokio::time::sleep(config.drain_delay).await;
     // Receivers live inside the server futures; if both already ended there
@@ -197,6 +193,21 @@ pub async fn run_with_reload(
         }
     }
     Ok(())
+}
+
+/// The health services that mean "ready": `""`, AuthService and Envoy's
+/// Authorization (liveness is separate).
+async fn set_readiness_services(reporter: &tonic_health::server::HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status(<AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME, status)
+        .await;
+    reporter
+        .set_service_status(
+            <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
 }
 
 /// Keeps health and `/readyz` equal to "every issuer can verify", logging
@@ -228,14 +239,7 @@ async fn apply_readiness(
         return ready;
     }
     let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
-    reporter.set_service_status("", status).await;
-    reporter.set_service_status(crate::pb::auth_service_server::SERVICE_NAME, status).await;
-    reporter
-        .set_service_status(
-            <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
+    set_readiness_services(reporter, status).await;
     readiness.set(ready);
     if ready {
         tracing::info!("ready");
@@ -249,12 +253,14 @@ async fn apply_readiness(
 /// (content, or appearing/disappearing); a changed file list alone (after a
 /// reload) is only noted.
 async fn watch_files(live: Arc<Live>, interval: std::time::Duration, trigger: tokio::sync::mpsc::Sender<()>) {
-    let mut files = live.source_files();
-    let mut last = fingerprint(&files);
+    // File reads run on the blocking pool, not on a request worker.
+    let fingerprint_of = |files: Vec<std::path::PathBuf>| async move {
+        tokio::task::spawn_blocking(move || (fingerprint(&files), files)).await.ok()
+    };
+    let Some((mut last, mut files)) = fingerprint_of(live.source_files()).await else { return };
     loop {
         tokio::time::sleep(interval).await;
-        let now_files = live.source_files();
-        let now = fingerprint(&now_files);
+        let Some((now, now_files)) = fingerprint_of(live.source_files()).await else { return };
         if now_files != files {
             files = now_files;
             last = now;

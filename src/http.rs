@@ -76,11 +76,7 @@ async fn openid_configuration(State(live): State<Arc<Live>>) -> Response {
 
 /// Prometheus text exposition; state gauges are refreshed first.
 async fn metrics(State(live): State<Arc<Live>>) -> Response {
-    let generation = live.get();
-    generation.core.report();
-    if let Some(x) = &generation.exchanger {
-        live.metrics().cache_size("mint", x.cached_tokens());
-    }
+    live.get().report();
     (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         live.metrics().encode(),

@@ -74,6 +74,16 @@ impl Generation {
     }
 }
 
+impl Generation {
+    /// Sets the state gauges (cache sizes, key sets) before a scrape.
+    pub fn report(&self) {
+        self.core.report();
+        if let Some(x) = &self.exchanger {
+            self.core.metrics().cache_size("mint", x.cached_tokens());
+        }
+    }
+}
+
 /// The current generation, and the metrics that outlive generations.
 pub struct Live {
     current: RwLock<Arc<Generation>>,

@@ -39,7 +39,6 @@ use crate::identity::Identity;
 use crate::jws::{CompactJws, signature_buffer};
 use crate::keyset::{JwsAlg, KeySet, Lookup};
 use crate::metrics::Metrics;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -61,14 +60,13 @@ pub struct JwksVerifier {
 
 /// The current snapshot and what refreshing it needs; shared with the
 /// background refresher.
-pub struct KeyStore {
+struct KeyStore {
     issuer: Arc<str>,
     current: RwLock<Option<Arc<KeySet>>>,
     fetcher: Option<Fetcher>,
     /// Single-flight: held for the duration of every fetch.
     fetch_log: tokio::sync::Mutex<FetchLog>,
     unknown_kids: Option<moka::sync::Cache<String, AuthError>>,
-    fetches: AtomicU64,
     settings: JwksSettings,
     metrics: Arc<Metrics>,
 }
@@ -124,7 +122,6 @@ impl JwksVerifier {
             fetcher,
             fetch_log: tokio::sync::Mutex::new(FetchLog::default()),
             unknown_kids,
-            fetches: AtomicU64::new(0),
             settings: settings.clone(),
             metrics,
         });
@@ -143,11 +140,6 @@ impl JwksVerifier {
             settings: settings.clone(),
             keys,
         }
-    }
-
-    /// The key store (readiness and tests).
-    pub fn key_store(&self) -> &Arc<KeyStore> {
-        &self.keys
     }
 
     async fn check(&self, jws: &CompactJws<'_>) -> Result<Identity, AuthError> {
@@ -198,11 +190,6 @@ impl KeyStore {
         // A poisoned lock means a panic while swapping an Arc, which cannot
         // leave the Option half-written; keep using it.
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// HTTP fetches made so far (discovery and JWKS documents).
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// True when keys are loaded and not older than `max_staleness`.
@@ -329,7 +316,6 @@ impl KeyStore {
         kind: &'static str,
         url: &str,
     ) -> Result<(Vec<u8>, Option<Duration>), String> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut span = crate::otel::UpstreamSpan::start(kind, &self.issuer);
         let result = self.get_once(fetcher, url).await;
