@@ -228,6 +228,16 @@ async fn exchange_policy_and_independent_verification() {
     let again = exchange(&server, request(&member, "orders")).await.unwrap();
     assert_eq!(again.access_token, defaults.access_token);
     assert_ne!(admin_scopes.access_token, defaults.access_token);
+    // Metrics: tokens signed per audience; the reused one is a mint-cache
+    // hit, not a signature.
+    let samples = scrape(server.http).await;
+    let minted = |aud: &str| sample(&samples, "authgate_minted_tokens_total", &[("audience", aud)]);
+    assert!(minted("orders").is_some_and(|n| n >= 3.0), "{samples:?}");
+    assert!(minted("reports").is_some_and(|n| n >= 1.0), "{samples:?}");
+    assert!(
+        sample(&samples, "authgate_cache_requests_total", &[("cache", "mint"), ("result", "hit")])
+            .is_some_and(|n| n >= 1.0)
+    );
 
     // Published keys: next, active and retired; public members only.
     let (head, body) = http_get(server.http, "/.well-known/jwks.json").await;

@@ -444,12 +444,30 @@ async fn provider_outage_stale_keys_then_unavailable_then_recovery() {
         ServingStatus::Serving,
         "an outage must not restart replicas"
     );
+    // Operators see it: the key set is stale and old, fetches fail, the
+    // denials are counted by reason, and readiness is 0.
+    let samples = scrape(server.http).await;
+    let oidc = [("issuer", "oidc")];
+    assert_eq!(sample(&samples, "authgate_key_set_stale", &oidc), Some(1.0));
+    assert!(
+        sample(&samples, "authgate_key_set_age_seconds", &oidc).is_some_and(|age| age >= 5.0),
+        "{samples:?}"
+    );
+    let failed = [("kind", "jwks"), ("issuer", "oidc"), ("outcome", "error")];
+    assert!(sample(&samples, "authgate_upstream_requests_total", &failed).is_some_and(|n| n >= 1.0));
+    let unavailable = [("adapter", "verify"), ("reason", "keys_unavailable")];
+    assert!(sample(&samples, "authgate_decisions_total", &unavailable).is_some_and(|n| n >= 1.0));
+    assert_eq!(sample(&samples, "authgate_ready", &[]), Some(0.0));
 
     // The provider comes back: the next refresh recovers.
     provider.restart(false);
     wait_until("recovery", Duration::from_secs(10), async || verify(&server, &token).await.is_ok()).await;
     wait_until("SERVING", Duration::from_secs(2), async || server.health("").await == ServingStatus::Serving)
         .await;
+    let samples = scrape(server.http).await;
+    assert_eq!(sample(&samples, "authgate_key_set_stale", &oidc), Some(0.0));
+    let fetched = [("kind", "jwks"), ("issuer", "oidc"), ("outcome", "ok")];
+    assert!(sample(&samples, "authgate_upstream_requests_total", &fetched).is_some_and(|n| n >= 2.0));
 }
 
 #[tokio::test]

@@ -5,34 +5,8 @@ mod common;
 
 use authgate::pb::VerifyRequest;
 use common::*;
-use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use serde_json::json;
 use std::time::Duration;
-
-/// Parses an exposition with Python's prometheus_client (OpenMetrics).
-fn parse_metrics(text: &str) -> Vec<Value> {
-    let python = std::env::var("AUTHGATE_TEST_PYTHON")
-        .unwrap_or_else(|_| repo_root().join(".venv/bin/python").display().to_string());
-    let mut child = Command::new(python)
-        .arg(repo_root().join("tests/python/parse_metrics.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python (run scripts/test.sh)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "not parseable: {}\n{text}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
-        .and_then(|s| s["value"].as_f64())
-}
 
 #[tokio::test]
 async fn metrics_count_decisions_by_reason_and_never_label_a_user() {

@@ -405,3 +405,34 @@ impl Binary {
         self.child.wait().unwrap()
     }
 }
+
+/// Parses an exposition with Python's prometheus_client (OpenMetrics).
+pub fn parse_metrics(text: &str) -> Vec<Value> {
+    let python = std::env::var("AUTHGATE_TEST_PYTHON")
+        .unwrap_or_else(|_| repo_root().join(".venv/bin/python").display().to_string());
+    let mut child = std::process::Command::new(python)
+        .arg(repo_root().join("tests/python/parse_metrics.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python (run scripts/test.sh)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "not parseable: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .and_then(|s| s["value"].as_f64())
+}
+
+/// Scrapes `/metrics` and parses it.
+pub async fn scrape(http: SocketAddr) -> Vec<Value> {
+    let (status, head, body) = get(http, "/metrics", &[]).await;
+    assert_eq!(status, 200, "{head}");
+    parse_metrics(&body)
+}
