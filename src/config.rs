@@ -989,9 +989,13 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
             _ => Err("unknown kind (supported: hs256, netlify_identity, jwks)".to_string()),
         })
         .unwrap_or_else(|| "hs256".to_string());
+    let expected_iss = s.parsed(r, "iss", None, None, |v| Ok(v.to_string()));
+    if expected_iss.as_deref() == Some("") {
+        r.errors.push(format!("{}.iss is empty: leave it out to accept tokens without `iss`", s.label));
+    }
     let kind = match kind_name.as_str() {
         "netlify_identity" => read_identity_settings(r, &mut s).map(IssuerKind::NetlifyIdentity),
-        "jwks" => read_jwks_settings(r, &mut s).map(IssuerKind::Jwks),
+        "jwks" => read_jwks_settings(r, &mut s, expected_iss.as_deref()).map(IssuerKind::Jwks),
         _ => read_hs256_settings(r, &mut s, &name).map(IssuerKind::Hs256),
     };
     let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
@@ -999,10 +1003,6 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
         r.errors.push(format!("{}.leeway must be at most 300s", s.label));
     }
     let audiences = s.strings(r, "audiences").unwrap_or_default();
-    let expected_iss = s.parsed(r, "iss", None, None, |v| Ok(v.to_string()));
-    if expected_iss.as_deref() == Some("") {
-        r.errors.push(format!("{}.iss is empty: leave it out to accept tokens without `iss`", s.label));
-    }
     let default_roles: &[&str] =
         if kind_name == "jwks" { &DEFAULT_JWKS_ROLE_CLAIMS } else { &DEFAULT_ROLE_CLAIMS };
     let role_claims = s
@@ -1029,18 +1029,6 @@ fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<Issuer
             ));
         }
     }
-    let kind = match kind {
-        Some(IssuerKind::Jwks(mut j)) => {
-            if let KeySource::Discovery(url) = &mut j.source {
-                *url = expected_iss.clone().unwrap_or_default();
-                if let Err(e) = parse_upstream_url(url) {
-                    r.errors.push(format!("{}.iss (used for discovery): {e}", s.label));
-                }
-            }
-            Some(IssuerKind::Jwks(j))
-        }
-        other => other,
-    };
     s.finish(r);
     Some(IssuerConfig {
         name,
@@ -1392,7 +1380,8 @@ fn read_hs256_settings(r: &mut Reader<'_>, s: &mut Section<'_>, name: &str) -> O
     Some(Hs256Settings { secret, previous_secret, allow_system_principal })
 }
 
-fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<JwksSettings> {
+/// `iss` is the discovery base when no key location is given.
+fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>, iss: Option<&str>) -> Option<JwksSettings> {
     use crate::keyset::JwsAlg;
     let label = s.label.clone();
     let url = s.parsed(r, "jwks_url", None, None, |v| parse_upstream_url(v).map(|u| u.to_string()));
@@ -1449,7 +1438,14 @@ fn read_jwks_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<JwksSet
     };
     r.files.extend(file.clone());
     let source = match (url, file, pems) {
-        (None, None, None) => KeySource::Discovery(String::new()),
+        (None, None, None) => {
+            // A missing `iss` is reported by read_issuer.
+            let base = iss.unwrap_or_default();
+            if let (false, Err(e)) = (base.is_empty(), parse_upstream_url(base)) {
+                r.errors.push(format!("{label}.iss (used for discovery): {e}"));
+            }
+            KeySource::Discovery(base.to_string())
+        }
         (Some(u), None, None) => KeySource::Url(u),
         (None, Some(path), None) => match std::fs::read_to_string(&path) {
             Ok(text) => match crate::keyset::KeySet::from_jwks(text.as_bytes(), &algorithms) {
