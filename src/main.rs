@@ -110,16 +110,7 @@ fn main() -> ExitCode {
     if let Some(Command::Keys(KeysCommand::Generate { alg })) = &cli.command {
         return generate_key(alg);
     }
-    let env = |k: &str| std::env::var(k).ok();
-    let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let inputs = Inputs {
-        config_path: cli.global.config.clone(),
-        grpc_addr: cli.global.grpc_addr.clone(),
-        http_addr: cli.global.http_addr.clone(),
-        env: &env,
-        workdir,
-    };
-    let config = match Config::load(&inputs) {
+    let config = match load_config(&cli.global) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{errors}");
@@ -138,6 +129,19 @@ fn main() -> ExitCode {
         Command::Jwks => jwks(&config),
         Command::Keys(_) => ExitCode::SUCCESS,
     }
+}
+
+/// The config from the flags, the process environment and the files they
+/// name; the same at start and on every reload.
+fn load_config(global: &Global) -> Result<Config, authgate::config::ConfigErrors> {
+    let env = |k: &str| std::env::var(k).ok();
+    Config::load(&Inputs {
+        config_path: global.config.clone(),
+        grpc_addr: global.grpc_addr.clone(),
+        http_addr: global.http_addr.clone(),
+        env: &env,
+        workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    })
 }
 
 fn generate_key(alg: &str) -> ExitCode {
@@ -279,17 +283,11 @@ fn sighup_reloader(global: Global) -> Option<authgate::app::Reloader> {
             let _ = tx.try_send(());
         }
     });
-    let load = move || {
-        let env = |k: &str| std::env::var(k).ok();
-        Config::load(&Inputs {
-            config_path: global.config.clone(),
-            grpc_addr: global.grpc_addr.clone(),
-            http_addr: global.http_addr.clone(),
-            env: &env,
-            workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-        })
-    };
-    Some(authgate::app::Reloader { load: Box::new(load), requests: rx, trigger: tx_watch })
+    Some(authgate::app::Reloader {
+        load: Box::new(move || load_config(&global)),
+        requests: rx,
+        trigger: tx_watch,
+    })
 }
 
 fn serve(config: Config, global: Global) -> ExitCode {
