@@ -277,19 +277,14 @@ async fn watch_files(live: Arc<Live>, interval: std::time::Duration, trigger: to
 
 /// SHA-256 over every file's path and content ("missing" when unreadable).
 fn fingerprint(files: &[std::path::PathBuf]) -> [u8; 32] {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for f in files {
-        ctx.update(f.as_os_str().as_encoded_bytes());
-        ctx.update(&[0]);
-        match std::fs::read(f) {
-            Ok(bytes) => ctx.update(&bytes),
-            Err(_) => ctx.update(b"\0missing"),
-        }
-        ctx.update(&[0]);
-    }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    let contents: Vec<Vec<u8>> =
+        files.iter().map(|f| std::fs::read(f).unwrap_or_else(|_| b"\0missing".to_vec())).collect();
+    let parts: Vec<&[u8]> = files
+        .iter()
+        .zip(&contents)
+        .flat_map(|(f, c)| [f.as_os_str().as_encoded_bytes(), c.as_slice()])
+        .collect();
+    crate::cache::digest(&parts)
 }
 
 /// Applies each reload request; the running generation stays on any error.

@@ -50,11 +50,18 @@ pub fn count_evictions<K, V>(
 /// The cache key of `token` as verified by `issuer` with key material of
 /// generation `epoch` ([`crate::verify::Verifier::cache_epoch`]).
 pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
+    digest(&[issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
+}
+
+/// SHA-256 of `parts`, each prefixed with its length so that no two
+/// different lists of parts hash the same input. Every cache key and
+/// content fingerprint in authgate is made with it.
+pub fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(issuer.as_bytes());
-    ctx.update(&[0]);
-    ctx.update(&epoch.to_le_bytes());
-    ctx.update(token.as_bytes());
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out

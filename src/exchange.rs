@@ -247,10 +247,13 @@ impl Exchanger {
         scopes: &[String],
         actor: Option<&str>,
     ) -> [u8; 32] {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
         let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_string();
         let exp = id.expires_at.to_string();
-        let parts: [&str; 9] = [
+        // The count keeps scopes and roles apart: scope "x" with no role
+        // must not hash like role "x" with no scope.
+        let scope_count = scopes.len().to_string();
+        let parts: [&str; 10] = [
+            &scope_count,
             self.ring.active_kid(),
             &id.issuer,
             &id.subject,
@@ -261,18 +264,14 @@ impl Exchanger {
             &ttl,
             &id.provider,
         ];
-        for p in parts
+        let all: Vec<&[u8]> = parts
             .iter()
             .copied()
             .chain(scopes.iter().map(String::as_str))
             .chain(id.roles.iter().map(String::as_str))
-        {
-            ctx.update(&(p.len() as u64).to_be_bytes());
-            ctx.update(p.as_bytes());
-        }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
+            .map(str::as_bytes)
+            .collect();
+        crate::cache::digest(&all)
     }
 }
 

@@ -101,14 +101,9 @@ pub struct KeySet {
 }
 
 fn fingerprint(parts: &[&[u8]]) -> u64 {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(p);
-        ctx.update(&[0]);
-    }
-    let digest = ctx.finish();
+    let digest = crate::cache::digest(parts);
     let mut out = [0u8; 8];
-    out.copy_from_slice(&digest.as_ref()[..8]);
+    out.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(out)
 }
 
@@ -211,11 +206,6 @@ impl KeySet {
     /// True when no key is usable.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
-    }
-
-    /// True when some entry has this `kid`.
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
 
     /// The keys a token with this `kid` (or none) and `alg` may be checked
