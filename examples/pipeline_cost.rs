@@ -51,6 +51,7 @@ fn main() {
         require_signed_proxy: false,
         client: "",
         adapter: authgate::metrics::Adapter::Verify,
+        identity_in_headers: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let n = 200_000;

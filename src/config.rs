@@ -466,27 +466,27 @@ impl Default for IdentityHeaderNames {
     }
 }
 
-/// `[edge]`: defaults for Envoy ext_authz routes and forward-auth requests.
-/// A route's `context_extensions` (ext_authz) or the forward-auth URL's
-/// query overrides them key by key.
+/// What one edge request must satisfy, and what allow does: the `[edge]`
+/// defaults, or one `[edge.routes.<name>]` (each key absent there takes the
+/// `[edge]` value). Resolved whole at load time; nothing a client sends can
+/// change it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EdgeConfig {
+pub struct RoutePolicy {
     /// `issuer`: default empty (the token is routed as for Verify).
     pub issuer: String,
     /// `roles`: default none; any-of.
     pub roles: Vec<String>,
-    /// `signed_proxy = "required" | "optional"`: default optional.
+    /// `signed_proxy = "required" | "optional"`: default optional. Any other
+    /// value is a config error (never a weaker policy).
     pub require_signed_proxy: bool,
     /// `exchange_audience` (ext_authz only): default none. When set, allowed
     /// requests reach the upstream with a token minted for this audience.
     pub exchange_audience: Option<String>,
     /// `remove_headers` (ext_authz only): default `["authorization"]`.
     pub remove_headers: Vec<String>,
-    /// Identity header names.
-    pub headers: IdentityHeaderNames,
 }
 
-impl Default for EdgeConfig {
+impl Default for RoutePolicy {
     fn default() -> Self {
         Self {
             issuer: String::new(),
@@ -494,7 +494,36 @@ impl Default for EdgeConfig {
             require_signed_proxy: false,
             exchange_audience: None,
             remove_headers: vec!["authorization".into()],
+        }
+    }
+}
+
+/// `[edge]`: the policy of Envoy ext_authz routes and forward-auth requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// The `[edge]` keys: the policy of `/forward-auth` and of ext_authz
+    /// routes that name no `route`.
+    pub default: RoutePolicy,
+    /// `[edge.routes.<name>]`: default none. Served at
+    /// `/forward-auth/<name>` and selected in Envoy by the
+    /// `context_extensions` key `route`.
+    pub routes: std::collections::BTreeMap<String, RoutePolicy>,
+    /// Identity header names.
+    pub headers: IdentityHeaderNames,
+    /// `strip_cookies` (ext_authz only): default `["nf_jwt", "nf_refresh"]`.
+    /// On allow, the `cookie` header reaches the upstream without these
+    /// cookies (the user's Netlify tokens stop at the edge); other cookies
+    /// are kept. `[]` passes every cookie.
+    pub strip_cookies: Vec<String>,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            default: RoutePolicy::default(),
+            routes: std::collections::BTreeMap::new(),
             headers: IdentityHeaderNames::default(),
+            strip_cookies: vec!["nf_jwt".into(), "nf_refresh".into()],
         }
     }
 }
@@ -855,16 +884,22 @@ impl Config {
         ));
         let e = &self.edge;
         let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
-        out.push_str(&format!(
-            "\n[edge]\nissuer = {}\nroles = [{}]\nsigned_proxy = {}\nremove_headers = [{}]\n",
-            q(&e.issuer),
-            list(&e.roles),
-            q(if e.require_signed_proxy { "required" } else { "optional" }),
-            list(&e.remove_headers)
-        ));
-        if let Some(a) = &e.exchange_audience {
-            out.push_str(&format!("exchange_audience = {}\n", q(a)));
-        }
+        let route = |p: &RoutePolicy| {
+            let mut out = format!(
+                "issuer = {}\nroles = [{}]\nsigned_proxy = {}\nremove_headers = [{}]\n",
+                q(&p.issuer),
+                list(&p.roles),
+                q(if p.require_signed_proxy { "required" } else { "optional" }),
+                list(&p.remove_headers)
+            );
+            if let Some(a) = &p.exchange_audience {
+                out.push_str(&format!("exchange_audience = {}\n", q(a)));
+            }
+            out
+        };
+        out.push_str("\n[edge]\n");
+        out.push_str(&route(&e.default));
+        out.push_str(&format!("strip_cookies = [{}]\n", list(&e.strip_cookies)));
         out.push_str(&format!(
             "subject_header = {}\nemail_header = {}\nroles_header = {}\nissuer_header = {}\n",
             q(&e.headers.subject),
@@ -872,6 +907,10 @@ impl Config {
             q(&e.headers.roles),
             q(&e.headers.issuer)
         ));
+        for (name, policy) in &e.routes {
+            out.push_str(&format!("\n[edge.routes.{name}]\n"));
+            out.push_str(&route(policy));
+        }
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");
             out.push_str(&format!("name = {}\nkind = {}\n", q(&i.name), q(i.kind.as_str())));
@@ -1270,29 +1309,29 @@ fn read_edge(
 ) -> EdgeConfig {
     let mut s = Section::new("edge", table);
     let d = EdgeConfig::default();
-    let issuer = s.parsed(r, "issuer", None, None, |v| Ok(v.to_string())).unwrap_or_default();
-    if !issuer.is_empty() && !issuers.iter().any(|i| i.name == issuer) {
-        r.errors.push(format!("edge.issuer `{issuer}` is not a configured issuer"));
+    let known = RouteKnown { issuers, exchange, have_signed_proxy };
+    let default = read_route(r, &mut s, &d.default, &known);
+    let mut routes = std::collections::BTreeMap::new();
+    if let Some(t) = s.table(r, "routes") {
+        for (name, v) in t {
+            let Value::Table(route) = v else {
+                r.errors.push(format!("edge.routes.{name} must be a table"));
+                continue;
+            };
+            if !is_route_name(name) {
+                r.errors.push(format!(
+                    "edge.routes.{name}: a route name is 1 to 64 of a-z, 0-9, `-` and `_` (it is a URL path segment)"
+                ));
+            }
+            let mut rs = Section::new(&format!("edge.routes.{name}"), Some(route));
+            routes.insert(name.clone(), read_route(r, &mut rs, &default, &known));
+            rs.finish(r);
+        }
     }
-    let roles = s.strings(r, "roles").unwrap_or_default();
-    let require_signed_proxy = s
-        .parsed(r, "signed_proxy", None, None, |v| match v {
-            "required" => Ok(true),
-            "optional" => Ok(false),
-            _ => Err("must be `required` or `optional`".to_string()),
-        })
-        .unwrap_or(false);
-    if require_signed_proxy && !have_signed_proxy {
-        r.errors.push("edge.signed_proxy = \"required\" but no [signed_proxy] secret is configured".into());
+    let strip_cookies = s.strings(r, "strip_cookies").unwrap_or(d.strip_cookies);
+    if let Some(c) = strip_cookies.iter().find(|c| c.is_empty() || c.contains([';', '=', ' ', ','])) {
+        r.errors.push(format!("edge.strip_cookies: `{c}` is not a cookie name"));
     }
-    let exchange_audience = s.parsed(r, "exchange_audience", None, None, |v| Ok(v.to_string()));
-    if let Some(a) = &exchange_audience
-        && !exchange.is_some_and(|x| x.audiences.iter().any(|c| &c.name == a))
-    {
-        r.errors
-            .push(format!("edge.exchange_audience `{a}` is not a configured [[exchange.audiences]] name"));
-    }
-    let remove_headers = s.strings(r, "remove_headers").unwrap_or(d.remove_headers);
     let mut header = |key: &str, default: String| {
         let name = s.parsed(r, key, None, None, |v| Ok(v.to_ascii_lowercase())).unwrap_or(default);
         let valid = !name.is_empty()
@@ -1314,7 +1353,70 @@ fn read_edge(
         r.errors.push("edge: the four identity header names must differ".into());
     }
     s.finish(r);
-    EdgeConfig { issuer, roles, require_signed_proxy, exchange_audience, remove_headers, headers }
+    EdgeConfig { default, routes, headers, strip_cookies }
+}
+
+/// True for a usable `[edge.routes.<name>]` name: one URL path segment.
+pub fn is_route_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// What a route's values are checked against.
+struct RouteKnown<'a> {
+    issuers: &'a [IssuerConfig],
+    exchange: Option<&'a ExchangeConfig>,
+    have_signed_proxy: bool,
+}
+
+/// The policy keys of `[edge]` or one `[edge.routes.<name>]`; an absent key
+/// takes `base`'s value.
+fn read_route(
+    r: &mut Reader<'_>,
+    s: &mut Section<'_>,
+    base: &RoutePolicy,
+    known: &RouteKnown<'_>,
+) -> RoutePolicy {
+    let issuer =
+        s.parsed(r, "issuer", None, None, |v| Ok(v.to_string())).unwrap_or_else(|| base.issuer.clone());
+    if !issuer.is_empty() && !known.issuers.iter().any(|i| i.name == issuer) {
+        r.errors.push(format!("{} `{issuer}` is not a configured issuer", s.key("issuer")));
+    }
+    let roles = s.strings(r, "roles").unwrap_or_else(|| base.roles.clone());
+    if let Some(role) = roles.iter().find(|role| role.is_empty()) {
+        r.errors.push(format!("{}: `{role}` is not a role name", s.key("roles")));
+    }
+    let require_signed_proxy = s
+        .parsed(r, "signed_proxy", None, None, |v| match v {
+            "required" => Ok(true),
+            "optional" => Ok(false),
+            _ => Err("must be `required` or `optional`".to_string()),
+        })
+        .unwrap_or(base.require_signed_proxy);
+    if require_signed_proxy && !known.have_signed_proxy {
+        r.errors.push(format!(
+            "{} = \"required\" but no [signed_proxy] secret is configured",
+            s.key("signed_proxy")
+        ));
+    }
+    let exchange_audience = match s.parsed(r, "exchange_audience", None, None, |v| Ok(v.to_string())) {
+        Some(a) if a.is_empty() => None,
+        Some(a) => Some(a),
+        None => base.exchange_audience.clone(),
+    };
+    if let Some(a) = &exchange_audience
+        && !known.exchange.is_some_and(|x| x.audiences.iter().any(|c| &c.name == a))
+    {
+        r.errors.push(format!(
+            "{} `{a}` is not a configured [[exchange.audiences]] name",
+            s.key("exchange_audience")
+        ));
+    }
+    let remove_headers = s
+        .strings(r, "remove_headers")
+        .map(|v| v.into_iter().map(|h| h.to_ascii_lowercase()).collect())
+        .unwrap_or_else(|| base.remove_headers.clone());
+    RoutePolicy { issuer, roles, require_signed_proxy, exchange_audience, remove_headers }
 }
 
 fn read_signed_proxy(r: &mut Reader<'_>, table: Option<&Table>) -> Option<SignedProxyConfig> {
@@ -2031,7 +2133,8 @@ mod tests {
             &format!(
                 "[edge]\nissuer = \"nope\"\nsigned_proxy = \"required\"\nexchange_audience = \"x\"\n\
                  subject_header = \"authorization\"\nemail_header = \"bad header\"\n\
-                 roles_header = \"x-authgate-issuer\"\ncolour = 1\n{base}"
+                 roles_header = \"x-authgate-issuer\"\ncolour = 1\n\
+                 [edge.routes.Admin]\nroles = [\"admin\"]\n[edge.routes.ok]\nsigned_proxy = \"Required\"\nrole = \"x\"\n{base}"
             ),
             &[],
         )
@@ -2045,6 +2148,9 @@ mod tests {
             "edge.email_header `bad header`",
             "must differ",
             "unknown key `edge.colour`",
+            "edge.routes.Admin: a route name",
+            "edge.routes.ok.signed_proxy: must be `required` or `optional`",
+            "unknown key `edge.routes.ok.role`",
         ] {
             assert!(errs.contains(needle), "missing {needle:?} in:\n{errs}");
         }
@@ -2053,8 +2159,15 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!((ok.edge.issuer.as_str(), ok.edge.headers.subject.as_str()), ("a", "x-user"));
-        assert_eq!(ok.edge.remove_headers, ["authorization"]);
+        assert_eq!((ok.edge.default.issuer.as_str(), ok.edge.headers.subject.as_str()), ("a", "x-user"));
+        assert_eq!(ok.edge.default.remove_headers, ["authorization"]);
+        let routed = load(
+            &format!("[edge]\nroles = [\"member\"]\nissuer = \"a\"\n[edge.routes.admin]\nroles = [\"admin\"]\n{base}"),
+            &[],
+        )
+        .unwrap();
+        let admin = &routed.edge.routes["admin"];
+        assert_eq!((admin.roles.as_slice(), admin.issuer.as_str()), (&["admin".to_string()][..], "a"));
     }
 
     #[test]

@@ -107,6 +107,14 @@ pub enum AuthError {
     AnonymousUser,
     /// A claim the issuer's `require_claims` names is absent or differs.
     ClaimMismatch,
+    /// An edge allow would have to pass on a verified identity value
+    /// (subject, e-mail, issuer) that holds a control character (CR, LF,
+    /// NUL, ...), or an empty subject: no header can carry it faithfully, so
+    /// the request is refused instead of passed on mangled.
+    UnsafeIdentityValue(&'static str),
+    /// This client already has `max_concurrent_per_client` identity-provider
+    /// checks in flight (hosted Identity); other clients are still served.
+    ClientBusy,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -145,6 +153,8 @@ impl AuthError {
             Self::KeysUnavailable => "keys_unavailable",
             Self::AnonymousUser => "anonymous_user",
             Self::ClaimMismatch => "claim_mismatch",
+            Self::UnsafeIdentityValue(_) => "unsafe_identity_value",
+            Self::ClientBusy => "client_busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -156,7 +166,9 @@ impl AuthError {
             | Self::InvalidScope
             | Self::IssuerNotAllowed
             | Self::AnonymousUser
-            | Self::ClaimMismatch => tonic::Code::PermissionDenied,
+            | Self::ClaimMismatch
+            | Self::UnsafeIdentityValue(_) => tonic::Code::PermissionDenied,
+            Self::ClientBusy => tonic::Code::ResourceExhausted,
             Self::UnknownIssuer | Self::InvalidRequest(_) | Self::InvalidTarget => {
                 tonic::Code::InvalidArgument
             }
@@ -194,6 +206,7 @@ impl AuthError {
             tonic::Code::Unavailable => 503,
             tonic::Code::Unauthenticated => 401,
             tonic::Code::Unimplemented => 501,
+            tonic::Code::ResourceExhausted => 429,
             _ => 500,
         }
     }
@@ -231,6 +244,8 @@ impl AuthError {
             Self::KeysUnavailable,
             Self::AnonymousUser,
             Self::ClaimMismatch,
+            Self::UnsafeIdentityValue("subject"),
+            Self::ClientBusy,
             Self::Internal("signing failed"),
         ]
     }
@@ -284,6 +299,12 @@ impl fmt::Display for AuthError {
             }
             Self::AnonymousUser => f.write_str("anonymous users are not admitted by this issuer"),
             Self::ClaimMismatch => f.write_str("a claim this issuer requires is absent or has another value"),
+            Self::UnsafeIdentityValue(what) => {
+                write!(f, "the verified identity's {what} cannot be passed on in a header")
+            }
+            Self::ClientBusy => {
+                f.write_str("this client has too many identity provider checks in flight; try again")
+            }
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -333,6 +354,7 @@ mod tests {
                 .replace("Unauthenticated", "UNAUTHENTICATED")
                 .replace("Unavailable", "UNAVAILABLE")
                 .replace("Unimplemented", "UNIMPLEMENTED")
+                .replace("ResourceExhausted", "RESOURCE_EXHAUSTED")
                 .replace("Internal", "INTERNAL");
             assert!(readme.contains(&row), "README error table lacks: {row}");
         }
@@ -342,8 +364,13 @@ mod tests {
     fn codes_follow_the_contract() {
         for e in AuthError::examples() {
             let want = match e.reason() {
-                "insufficient_role" | "invalid_scope" | "issuer_not_allowed" | "anonymous_user"
-                | "claim_mismatch" => (tonic::Code::PermissionDenied, 403),
+                "insufficient_role"
+                | "invalid_scope"
+                | "issuer_not_allowed"
+                | "anonymous_user"
+                | "claim_mismatch"
+                | "unsafe_identity_value" => (tonic::Code::PermissionDenied, 403),
+                "client_busy" => (tonic::Code::ResourceExhausted, 429),
                 "unknown_issuer" | "invalid_request" | "invalid_target" => {
                     (tonic::Code::InvalidArgument, 400)
                 }

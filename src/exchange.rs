@@ -51,6 +51,19 @@ pub struct ExchangeInput<'a> {
     pub issuer: &'a str,
 }
 
+/// What to mint for an already verified identity.
+#[derive(Debug, Clone, Copy)]
+pub struct MintRequest<'a> {
+    /// The downstream service.
+    pub audience: &'a str,
+    /// Requested scopes (none: the audience's defaults).
+    pub scopes: &'a [String],
+    /// The caller's own token, for delegation; empty when absent.
+    pub actor_token: &'a str,
+    /// Requested lifetime.
+    pub requested_ttl: Option<Duration>,
+}
+
 /// A minted token and what it was minted for.
 #[derive(Debug, Clone)]
 pub struct Minted {
@@ -124,7 +137,9 @@ impl Exchanger {
         if !matches!(input.subject_token_type, "" | ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) {
             return Err(AuthError::InvalidRequest("unsupported subject_token_type"));
         }
-        let audience = self.audiences.get(input.audience).ok_or(AuthError::InvalidTarget)?;
+        if !self.audiences.contains_key(input.audience) {
+            return Err(AuthError::InvalidTarget);
+        }
         let verified = self
             .core
             .verify(VerifyInput {
@@ -135,9 +150,27 @@ impl Exchanger {
                 require_signed_proxy: false,
                 client: "",
                 adapter: crate::metrics::Adapter::Exchange,
+                identity_in_headers: false,
             })
             .await?;
-        let identity = verified.identity;
+        let request = MintRequest {
+            audience: input.audience,
+            scopes: input.scopes,
+            actor_token: input.actor_token,
+            requested_ttl: input.requested_ttl,
+        };
+        self.mint_for(verified.identity, request).await
+    }
+
+    /// Applies the audience's policy to an identity the caller has already
+    /// verified (the edge, which verified the request once) and mints, or
+    /// returns the same token minted for an identical request.
+    pub async fn mint_for(
+        &self,
+        identity: Arc<Identity>,
+        input: MintRequest<'_>,
+    ) -> Result<Arc<Minted>, AuthError> {
+        let audience = self.audiences.get(input.audience).ok_or(AuthError::InvalidTarget)?;
         if !audience.issuers.is_empty() && !audience.issuers.iter().any(|i| **i == *identity.issuer) {
             return Err(AuthError::IssuerNotAllowed);
         }
@@ -214,6 +247,7 @@ impl Exchanger {
             require_signed_proxy: false,
             client: "",
             adapter: crate::metrics::Adapter::Exchange,
+            identity_in_headers: false,
         };
         Ok(self.core.verify(input).await?.identity.subject.clone())
     }
@@ -243,7 +277,7 @@ impl Exchanger {
     fn cache_key(
         &self,
         id: &Identity,
-        input: ExchangeInput<'_>,
+        input: MintRequest<'_>,
         scopes: &[String],
         actor: Option<&str>,
     ) -> [u8; 32] {

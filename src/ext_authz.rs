@@ -17,9 +17,11 @@
 //! meaning; a decision that overruns `server.decision_deadline` is a 503
 //! denial (fail closed).
 
-use crate::edge::{RoutePolicy, client_label, denial_parts, identity_headers};
+use crate::edge::{
+    IdentityHeaders, RoutePolicy, client_label, denial_parts, identity_headers, strip_cookies,
+};
 use crate::error::AuthError;
-use crate::exchange::ExchangeInput;
+use crate::exchange::MintRequest;
 use crate::live::{Generation, Live};
 use crate::pipeline::VerifyInput;
 use envoy_types::ext_authz::v3::pb::{
@@ -45,41 +47,31 @@ impl ExtAuthz {
 }
 
 impl Generation {
-    /// One edge decision on this generation: verify, then Exchange when the
-    /// route names an audience.
+    /// One edge decision on this generation: verify once, then mint from the
+    /// verified identity when the route names an audience.
     async fn decide_edge(
         &self,
         headers: &HashMap<String, String>,
         policy: &RoutePolicy,
         client: &str,
     ) -> Result<(Arc<crate::identity::Identity>, Option<String>), AuthError> {
-        let issuer = policy.issuer.as_str();
         let input = VerifyInput {
             token: "",
             headers,
             required_roles: &policy.roles,
-            issuer,
+            issuer: &policy.issuer,
             require_signed_proxy: policy.require_signed_proxy,
             client,
             adapter: crate::metrics::Adapter::ExtAuthz,
+            identity_in_headers: true,
         };
         let verified = self.core.verify(input).await?;
         let Some(audience) = &policy.exchange_audience else {
             return Ok((verified.identity, None));
         };
         let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
-        let minted = exchanger
-            .exchange(ExchangeInput {
-                subject_token: "",
-                headers,
-                subject_token_type: "",
-                audience,
-                scopes: &[],
-                actor_token: "",
-                requested_ttl: None,
-                issuer,
-            })
-            .await?;
+        let request = MintRequest { audience, scopes: &[], actor_token: "", requested_ttl: None };
+        let minted = exchanger.mint_for(verified.identity.clone(), request).await?;
         Ok((verified.identity, Some(minted.token.clone())))
     }
 }
@@ -92,22 +84,33 @@ struct RequestView<'r> {
     client: String,
 }
 
-fn request_view(req: &CheckRequest) -> Option<RequestView<'_>> {
-    let attributes = req.attributes.as_ref()?;
-    let http = attributes.request.as_ref()?.http.as_ref()?;
+/// Headers authgate reads: a value that is not visible ASCII is refused
+/// (as forward-auth does), never read loosely or skipped.
+const READ_HEADERS: [&str; 5] = ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "forwarded"];
+
+fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
+    let missing = AuthError::InvalidRequest("CheckRequest without HTTP attributes");
+    let attributes = req.attributes.as_ref().ok_or(missing.clone())?;
+    let http = attributes.request.as_ref().and_then(|r| r.http.as_ref()).ok_or(missing)?;
     let mut out: HashMap<String, String> = HashMap::new();
-    let mut add = |name: &str, value: String| crate::credential::add_header(&mut out, name, value);
+    let mut add = |name: &str, value: &[u8]| {
+        let visible = value.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
+        match std::str::from_utf8(value) {
+            Ok(v) if visible || !READ_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) => {
+                crate::credential::add_header(&mut out, name, v.to_string());
+                Ok(())
+            }
+            Err(_) if !READ_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) => Ok(()),
+            _ => Err(AuthError::InvalidRequest("a credential or forwarding header is not visible ASCII")),
+        }
+    };
     for (k, v) in &http.headers {
-        add(k, v.clone());
+        add(k, v.as_bytes())?;
     }
     if let Some(map) = &http.header_map {
         for h in &map.headers {
-            let value = if h.raw_value.is_empty() {
-                h.value.clone()
-            } else {
-                String::from_utf8_lossy(&h.raw_value).into_owned()
-            };
-            add(&h.key, value);
+            let value = if h.raw_value.is_empty() { h.value.as_bytes() } else { &h.raw_value };
+            add(&h.key, value)?;
         }
     }
     let source = attributes
@@ -122,7 +125,7 @@ fn request_view(req: &CheckRequest) -> Option<RequestView<'_>> {
         })
         .filter(|a| !a.is_empty());
     let client = client_label(source.as_deref().or(out.get("x-forwarded-for").map(String::as_str)));
-    Some(RequestView { headers: out, context_extensions: &attributes.context_extensions, client })
+    Ok(RequestView { headers: out, context_extensions: &attributes.context_extensions, client })
 }
 
 fn denied(e: &AuthError) -> CheckResponse {
@@ -142,14 +145,13 @@ fn denied(e: &AuthError) -> CheckResponse {
 impl Authorization for ExtAuthz {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         let req = request.into_inner();
-        let Some(view) = request_view(&req) else {
-            return Ok(Response::new(denied(&AuthError::InvalidRequest(
-                "CheckRequest without HTTP attributes",
-            ))));
-        };
         let generation = self.live.get();
-        let policy =
-            RoutePolicy::resolve(&generation.edge, |k| view.context_extensions.get(k).map(String::as_str));
+        let (view, policy) = match request_view(&req).and_then(|view| {
+            generation.edge.route_from_extensions(view.context_extensions).map(|p| (view, p))
+        }) {
+            Ok(v) => v,
+            Err(e) => return Ok(Response::new(denied(&e))),
+        };
         let cx = crate::otel::server_span("envoy.service.auth.v3.Authorization/Check", |k| {
             view.headers.get(k).map(String::as_str)
         });
@@ -168,14 +170,36 @@ impl Authorization for ExtAuthz {
             Ok(d) => d,
             Err(e) => return Ok(Response::new(denied(&e))),
         };
+        let IdentityHeaders { values, omitted_roles: omitted } =
+            match identity_headers(&generation.edge.headers, &identity) {
+                Ok(h) => h,
+                Err(e) => return Ok(Response::new(denied(&e))),
+            };
+        if omitted > 0 {
+            crate::edge::report_omitted_roles(self.live.metrics(), omitted);
+        }
         let mut ok = OkHttpResponseBuilder::new();
         let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
-        for (name, value) in identity_headers(&generation.edge.headers, &identity) {
+        for (name, value) in values {
             ok.add_header(name, value, overwrite, true);
         }
+        let mut removed_cookie = false;
         for name in &policy.remove_headers {
-            if minted.is_none() || !name.eq_ignore_ascii_case("authorization") {
-                ok.remove_header(name.to_ascii_lowercase());
+            if minted.is_none() || name != "authorization" {
+                removed_cookie |= name == "cookie";
+                ok.remove_header(name.clone());
+            }
+        }
+        // The user's Netlify tokens stop at the edge; the app's own cookies
+        // pass. ext_authz cannot remove one cookie, so the header is rewritten.
+        if !removed_cookie
+            && let Some(cookies) = view.headers.get("cookie")
+            && let Some(kept) = strip_cookies(cookies, &generation.edge.strip_cookies)
+        {
+            if kept.is_empty() {
+                ok.remove_header("cookie".to_string());
+            } else {
+                ok.add_header("cookie", kept, overwrite, false);
             }
         }
         if let Some(token) = minted {
@@ -196,6 +220,14 @@ fn metadata(id: &crate::identity::Identity) -> envoy_types::pb::google::protobuf
             ("subject".to_string(), s(id.subject.clone())),
             ("issuer".to_string(), s(id.issuer.to_string())),
             ("roles".to_string(), s(id.roles.join(","))),
+            (
+                "role_list".to_string(),
+                Value {
+                    kind: Some(Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+                        values: id.roles.iter().map(|r| s(r.clone())).collect(),
+                    })),
+                },
+            ),
         ]
         .into_iter()
         .collect(),

@@ -1,13 +1,12 @@
 //! HTTP forward-auth (nginx `auth_request`, Traefik ForwardAuth, Caddy
 //! `forward_auth`): a thin adapter over the same core as Verify.
 //!
-//! `GET|POST|… /forward-auth[/anything]` reads the credential from the
-//! forwarded request's headers (`Authorization: Bearer`, cookie `nf_jwt`,
-//! `x-nf-sign`), never from a query string. Policy is the `[edge]` defaults
-//! overridden by the query of the forward-auth URL itself, which the proxy
-//! operator writes in the proxy config (not the client): `issuer=NAME`,
-//! `role=R` (repeatable, any-of; `role=` alone clears the default),
-//! `signed_proxy=required|optional`.
+//! `GET|POST|… /forward-auth` (policy: `[edge]`) and `/forward-auth/<route>`
+//! (policy: `[edge.routes.<route>]`) read the credential from the forwarded
+//! request's headers (`Authorization: Bearer`, cookie `nf_jwt`, `x-nf-sign`).
+//! Policy lives only in authgate's config: a query string, an unknown route
+//! or a deeper path is a 400 `invalid_request`, so nothing a client adds to
+//! its URL can reach authgate as policy, whatever the proxy forwards.
 //!
 //! Allow: 200 with the identity headers (default `x-authgate-subject`,
 //! `x-authgate-email`, `x-authgate-roles` (comma-separated),
@@ -19,33 +18,37 @@
 //! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
 //! understands only 2xx, 401 and 403 and turns anything else into 500.
 
-use crate::edge::{RoutePolicy, client_label, denial_parts, identity_headers};
+use crate::edge::{IdentityHeaders, client_label, denial_parts, identity_headers};
 use crate::error::AuthError;
 use crate::live::Live;
 use crate::pipeline::VerifyInput;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use opentelemetry::context::FutureExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The path of the endpoint; `PATH/<route>` selects `[edge.routes.<route>]`.
+pub const PATH: &str = "/forward-auth";
+
+/// Request headers authgate reads: one that is not visible ASCII is a 400,
+/// never skipped (a skipped second `Authorization` would hide an ambiguity,
+/// a skipped `x-nf-sign` would look absent).
+const READ_HEADERS: [&str; 6] =
+    ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "x-real-ip", "forwarded"];
+
 /// Handles one forward-auth request.
-pub async fn handle(
-    State(live): State<Arc<Live>>,
-    Query(params): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let roles: Option<String> = params.iter().any(|(k, _)| k == "role").then(|| {
-        params.iter().filter(|(k, _)| k == "role").map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(",")
-    });
+pub async fn handle(State(live): State<Arc<Live>>, uri: Uri, headers: HeaderMap) -> Response {
     let generation = live.get();
-    let policy = RoutePolicy::resolve(&generation.edge, |key| match key {
-        "roles" => roles.as_deref(),
-        "issuer" | "signed_proxy" => params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
-        _ => None,
-    });
-    let request_headers = flatten(&headers);
+    let policy = match route_name(&uri).and_then(|name| generation.edge.route(name)) {
+        Ok(p) => p,
+        Err(e) => return denial(&e),
+    };
+    let request_headers = match flatten(&headers) {
+        Ok(h) => h,
+        Err(e) => return denial(&e),
+    };
     let client = client_label(
         ["x-real-ip", "x-forwarded-for"].iter().find_map(|h| request_headers.get(*h)).map(String::as_str),
     );
@@ -57,30 +60,60 @@ pub async fn handle(
         require_signed_proxy: policy.require_signed_proxy,
         client: &client,
         adapter: crate::metrics::Adapter::ForwardAuth,
+        identity_in_headers: true,
     };
     let cx = crate::otel::server_span("forward-auth", |k| request_headers.get(k).map(String::as_str));
-    let result = generation.core.verify(input).with_context(cx.clone()).await;
+    let decide = generation.core.verify(input).with_context(cx.clone());
+    let result = match tokio::time::timeout(generation.decision_deadline, decide).await {
+        Ok(r) => r,
+        // Fail closed: a slow decision is a denial, never an allow.
+        Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+    };
     crate::otel::finish(
         &cx,
         result.as_ref().ok().map(|v| &*v.identity.issuer),
         result.as_ref().err().map(AuthError::reason),
     );
-    match result {
-        Ok(v) => {
-            let mut resp = StatusCode::OK.into_response();
-            let h = resp.headers_mut();
-            for (name, value) in identity_headers(&generation.edge.headers, &v.identity) {
-                // A value that is not a valid header (control characters in
-                // a claim) is sent empty rather than passed on mangled; the
-                // name was validated at load.
-                let value = HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static(""));
-                if let Ok(name) = axum::http::HeaderName::from_bytes(name.as_bytes()) {
-                    h.insert(name, value);
-                }
-            }
-            resp
+    let identity = match result {
+        Ok(v) => v.identity,
+        Err(e) => return denial(&e),
+    };
+    let IdentityHeaders { values, omitted_roles: omitted } =
+        match identity_headers(&generation.edge.headers, &identity) {
+            Ok(h) => h,
+            Err(e) => return denial(&e),
+        };
+    if omitted > 0 {
+        crate::edge::report_omitted_roles(live.metrics(), omitted);
+    }
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    for (name, value) in values {
+        // Both were checked: the names at load, the values by identity_headers.
+        if let (Ok(name), Ok(value)) =
+            (axum::http::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value))
+        {
+            h.insert(name, value);
         }
-        Err(e) => denial(&e),
+    }
+    resp
+}
+
+/// `None` for the bare endpoint, the route name for `PATH/<name>`. A query
+/// string is refused: a proxy that forwards its client's query (Caddy's
+/// `forward_auth` with a path-only `uri`) would otherwise let the client
+/// speak to authgate.
+fn route_name(uri: &Uri) -> Result<Option<&str>, AuthError> {
+    if uri.query().is_some_and(|q| !q.is_empty()) {
+        return Err(AuthError::InvalidRequest("the forward-auth URL takes no query string"));
+    }
+    match uri.path().strip_prefix(PATH) {
+        Some("") => Ok(None),
+        Some(rest) => match rest.strip_prefix('/') {
+            Some(name) if crate::config::is_route_name(name) => Ok(Some(name)),
+            _ => Err(AuthError::InvalidRequest("unknown edge route")),
+        },
+        None => Err(AuthError::InvalidRequest("unknown edge route")),
     }
 }
 
@@ -97,13 +130,21 @@ pub fn denial(e: &AuthError) -> Response {
     resp
 }
 
-/// The received headers as the core's request view.
-fn flatten(headers: &HeaderMap) -> HashMap<String, String> {
+/// The received headers as the core's request view. A header authgate reads
+/// that is not visible ASCII is an error; any other unreadable header is
+/// none of authgate's business and is left out.
+pub fn flatten(headers: &HeaderMap) -> Result<HashMap<String, String>, AuthError> {
     let mut view = HashMap::new();
     for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
-            crate::credential::add_header(&mut view, name.as_str(), value.to_string());
+        match value.to_str() {
+            Ok(value) => crate::credential::add_header(&mut view, name.as_str(), value.to_string()),
+            Err(_) if READ_HEADERS.contains(&name.as_str()) => {
+                return Err(AuthError::InvalidRequest(
+                    "a credential or forwarding header is not visible ASCII",
+                ));
+            }
+            Err(_) => {}
         }
     }
-    view
+    Ok(view)
 }

@@ -47,6 +47,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             require_signed_proxy: req.require_signed_proxy,
             client: "",
             adapter: crate::metrics::Adapter::Verify,
+            identity_in_headers: false,
         };
         let result = self.live.get().core.verify(input).with_context(cx.clone()).await;
         crate::otel::finish(

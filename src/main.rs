@@ -228,6 +228,7 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
             require_signed_proxy: false,
             client: "",
             adapter: authgate::metrics::Adapter::Cli,
+            identity_in_headers: false,
         };
         match core.verify(input).await {
             Ok(v) => {

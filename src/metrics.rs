@@ -114,6 +114,8 @@ pub struct Metrics {
     minted: Family<AudienceLabels, Counter>,
     ready: Gauge,
     reloads: Family<KindLabels, Counter>,
+    protection: Family<KindLabels, Counter>,
+    connections: Family<KindLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,6 +193,18 @@ impl Metrics {
         registry.register("ready", "1 when every required issuer can verify", ready.clone());
         let reloads = Family::<KindLabels, Counter>::default();
         registry.register("config_reloads", "Configuration reloads by outcome", reloads.clone());
+        let protection = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "protection_events",
+            "Defensive actions by kind: role_omitted_from_header, accept_error, in_flight_limit, client_busy, handshake_timeout",
+            protection.clone(),
+        );
+        let connections = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Open client connections, by port (grpc/http)",
+            connections.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information", build);
@@ -209,7 +223,19 @@ impl Metrics {
             minted,
             ready,
             reloads,
+            protection,
+            connections,
         }
+    }
+
+    /// One defensive action (a bounded, fixed set of kinds).
+    pub fn protection(&self, kind: &'static str) {
+        self.protection.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// One connection opened (`+1`) or closed (`-1`) on `port` (`grpc`/`http`).
+    pub fn connection(&self, port: &'static str, delta: i64) {
+        self.connections.get_or_create(&KindLabels { kind: port }).inc_by(delta);
     }
 
     /// One decision.

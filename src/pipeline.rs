@@ -34,6 +34,10 @@ pub struct VerifyInput<'a> {
     pub client: &'a str,
     /// The adapter the request came through (metrics label).
     pub adapter: crate::metrics::Adapter,
+    /// The identity will travel in HTTP headers (edge adapters): an identity
+    /// that cannot ([`crate::edge::check_header_safe`]) is denied here, so
+    /// the decision line says so.
+    pub identity_in_headers: bool,
 }
 
 /// A granted request: the user, and the proxy attestation when the request
@@ -191,7 +195,7 @@ impl Authenticator {
             self.metrics.cache_lookup("identity", hit.is_some());
             if let Some(hit) = hit {
                 trace.cache_hit = true;
-                return authorize(hit, input.required_roles, proxy);
+                return authorize(hit, &input, proxy);
             }
         }
         let jws = match parsed {
@@ -202,17 +206,21 @@ impl Authenticator {
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }
-        authorize(identity, input.required_roles, proxy)
+        authorize(identity, &input, proxy)
     }
 }
 
-/// The per-request policy on a verified identity: any-of required roles.
+/// The per-request policy on a verified identity: any-of required roles;
+/// for the edge, an identity that headers can carry.
 fn authorize(
     identity: Arc<Identity>,
-    required_roles: &[String],
+    input: &VerifyInput<'_>,
     proxy: Option<ProxyAttestation>,
 ) -> Result<Verified, AuthError> {
-    if !identity.has_any_role(required_roles) {
+    if input.identity_in_headers {
+        crate::edge::check_header_safe(&identity)?;
+    }
+    if !identity.has_any_role(input.required_roles) {
         return Err(AuthError::InsufficientRole);
     }
     Ok(Verified { identity, proxy })

@@ -30,6 +30,7 @@ async fn check(
         require_signed_proxy: false,
         client: "",
         adapter: authgate::metrics::Adapter::Verify,
+        identity_in_headers: false,
     };
     core.verify(input)
         .await

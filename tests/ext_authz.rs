@@ -110,6 +110,19 @@ async fn check_contract() {
     assert_eq!((http, set.get("x-authgate-reason").map(String::as_str)), (403, Some("insufficient_role")));
     let (_, http, _, _) = check(CheckRequest::default()).await;
     assert_eq!(http, 400, "no HTTP attributes");
+    // Policy values authgate does not understand are refused, never read as
+    // a weaker policy.
+    for ctx in [
+        &[("signed_proxy", "Required")][..],
+        &[("signed_proxy", "true")],
+        &[("signed_proxy", "whatever")],
+        &[("role", "admin")],
+        &[("route", "nope")],
+    ] {
+        let (code, http, set, _) = check(check_request(&[("authorization", &admin)], false, ctx)).await;
+        assert_eq!((code, http), (3, 400), "{ctx:?}");
+        assert_eq!(set.get("x-authgate-reason").map(String::as_str), Some("invalid_request"), "{ctx:?}");
+    }
     let (code, http, set, removed) =
         check(check_request(&[("authorization", &admin)], false, &[("exchange_audience", "orders")])).await;
     assert_eq!((code, http), (0, 200));
@@ -137,7 +150,8 @@ fn member_bearer() -> String {
 #[tokio::test]
 async fn edge_defaults_and_header_names_from_config() {
     let edge = "[edge]\nroles = [\"admin\"]\nremove_headers = [\"authorization\", \"cookie\"]\n\
-                subject_header = \"X-User-Id\"\nroles_header = \"x-user-roles\"\n";
+                subject_header = \"X-User-Id\"\nroles_header = \"x-user-roles\"\n\
+                [edge.routes.members]\nroles = [\"member\"]\n[edge.routes.anyone]\nroles = []\n";
     let server = TestServer::start(&format!("{edge}{}", standard_config())).await;
     let client = AuthorizationClient::new(server.channel().await);
     let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
@@ -162,16 +176,28 @@ async fn edge_defaults_and_header_names_from_config() {
     assert_eq!(http, 200, "a route's empty roles clears the default");
     let (_, http, _, _) = check(member.clone(), &[("roles", "member")]).await;
     assert_eq!(http, 200, "a route's roles replace the default");
+    let (_, http, _, _) = check(member.clone(), &[("route", "members")]).await;
+    assert_eq!(http, 200, "a named route's policy");
 
-    // Forward-auth takes the same defaults and names.
+    // Forward-auth takes the same defaults, routes and names; the route is
+    // in the path, and a query is refused whatever it says.
     let (status, _, _) = get(server.http, "/forward-auth", &[("authorization", &member)]).await;
     assert_eq!(status, 403);
-    let (status, head, _) =
-        get(server.http, "/forward-auth?role=member", &[("authorization", &member)]).await;
+    let (status, head, _) = get(server.http, "/forward-auth/members", &[("authorization", &member)]).await;
     assert_eq!(status, 200);
     assert!(head.contains("x-user-id: 5b7c2d1e-0000-4000-8000-000000000002\r\n"), "{head}");
-    let (status, _, _) = get(server.http, "/forward-auth?role=", &[("authorization", &member)]).await;
-    assert_eq!(status, 200, "`role=` clears the default");
+    let (status, _, _) = get(server.http, "/forward-auth/anyone", &[("authorization", &member)]).await;
+    assert_eq!(status, 200, "a route with `roles = []` clears the default");
+    for path in [
+        "/forward-auth?role=member",
+        "/forward-auth?role=",
+        "/forward-auth/members?x=1",
+        "/forward-auth/nope",
+    ] {
+        let (status, head, _) = get(server.http, path, &[("authorization", &member)]).await;
+        assert_eq!(status, 400, "{path}: {head}");
+        assert!(head.contains("x-authgate-reason: invalid_request"), "{path}: {head}");
+    }
 }
 
 /// Starts Envoy with the example config rewritten to these ports.

@@ -10,6 +10,16 @@ use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The standard issuers, every page needing the `member` role, plus the
+/// routes the deploy/ proxy configs name: `admin` needs the `admin` role,
+/// `owners` the `owner` role.
+fn proxy_config() -> String {
+    format!(
+        "{}\n[edge]\nroles = [\"member\"]\n[edge.routes.admin]\nroles = [\"admin\"]\n[edge.routes.owners]\nroles = [\"owner\"]\n",
+        standard_config()
+    )
+}
+
 fn member_token() -> String {
     gotrue_token(
         &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000001", "email": "m@example.com",
@@ -20,14 +30,14 @@ fn member_token() -> String {
 
 #[tokio::test]
 async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
-    let server = TestServer::start(&standard_config()).await;
+    let server = TestServer::start(&proxy_config()).await;
     let good = gotrue_token(&gotrue_claims(), SECRET);
     let bearer = format!("Bearer {good}");
     let (status, head, _) = get(server.http, "/forward-auth", &[("authorization", &bearer)]).await;
     assert_eq!(status, 200);
     assert!(head.contains("x-authgate-subject: 775a5344-0c6d-4dc6-9ac7-d2d646e071ec"), "{head}");
     assert!(head.contains("x-authgate-roles: member,admin"), "{head}");
-    let (status, head, body) = get(server.http, "/forward-auth/any/suffix", &[]).await;
+    let (status, head, body) = get(server.http, "/forward-auth", &[]).await;
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: bearer realm=\"authgate\"\r\n"), "{head}");
     assert_eq!(
@@ -42,12 +52,12 @@ async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
         head.contains("error=\"invalid_token\"") && head.contains("x-authgate-reason: token_expired"),
         "{head}"
     );
-    let (status, head, _) = get(server.http, "/forward-auth?role=owner", &[("authorization", &bearer)]).await;
+    let (status, head, _) = get(server.http, "/forward-auth/owners", &[("authorization", &bearer)]).await;
     assert_eq!((status, head.contains("x-authgate-reason: insufficient_role")), (403, true), "{head}");
-    // The token is never read from the query string.
+    // The token is never read from the query string: a query is refused.
     let (status, _, _) =
         get(server.http, &format!("/forward-auth?token={good}&access_token={good}"), &[]).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 400);
 
     // A dependency down is 503 with Retry-After, never 401.
     let hosted = server_with_unreachable_identity().await;
@@ -61,7 +71,7 @@ async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_nginx() {
-    let server = TestServer::start(&standard_config()).await;
+    let server = TestServer::start(&proxy_config()).await;
     let upstream = echo_upstream().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let prefix = tempfile::tempdir().unwrap();
@@ -113,6 +123,13 @@ struct ProxyOutcome {
     member_on_admin: (u16, String),
     admin_on_admin: u16,
     forged: (u16, String),
+    /// A member on an admin page, adding policy-looking query strings and
+    /// path suffixes of its own.
+    member_with_query: Vec<(String, u16, String)>,
+    /// A user whose e-mail claim carries CR LF and a header of its own.
+    crlf_email: (u16, String),
+    /// A user with a Unicode e-mail and a role holding a comma.
+    unicode: (u16, Value),
 }
 
 /// The same requests through any proxy running one of the deploy/ examples
@@ -133,7 +150,54 @@ async fn drive_through_proxy(port: std::net::SocketAddr) -> ProxyOutcome {
     let member_on_admin = (status, head);
     let (admin_on_admin, _, _) = get(port, "/admin/panel", &[("authorization", &admin)]).await;
     let (status, head, _) = get(port, "/api/orders", &[("authorization", "Bearer a.b.c")]).await;
-    ProxyOutcome { no_token, granted, member_on_admin, admin_on_admin, forged: (status, head) }
+    let forged = (status, head);
+    let mut member_with_query = Vec::new();
+    for path in [
+        "/admin/panel?role=member",
+        "/admin/panel?role=&signed_proxy=optional&issuer=ops",
+        "/admin/panel/forward-auth?role=",
+        "/admin/panel/forward-auth/anyone",
+        "/admin/x?route=anyone",
+    ] {
+        let (status, head, _) = get(port, path, &[("authorization", &member)]).await;
+        member_with_query.push((path.to_string(), status, head));
+    }
+    // A user with no role on a members' page, trying to clear the policy.
+    let nobody = format!(
+        "Bearer {}",
+        gotrue_token(&json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000005"}), SECRET)
+    );
+    for path in
+        ["/api/orders?role=", "/api/orders?role=&signed_proxy=optional", "/api/orders/forward-auth/anyone"]
+    {
+        let (status, head, _) = get(port, path, &[("authorization", &nobody)]).await;
+        member_with_query.push((path.to_string(), status, head));
+    }
+    let crlf = gotrue_token(
+        &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000003",
+                "email": "m@example.com\r\nx-authgate-roles: admin", "app_metadata": {"roles": ["member"]}}),
+        SECRET,
+    );
+    let (status, head, _) = get(port, "/api/orders", &[("authorization", &format!("Bearer {crlf}"))]).await;
+    let crlf_email = (status, head);
+    let unicode = gotrue_token(
+        &json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000004",
+                "email": "jürgen@example.com", "app_metadata": {"roles": ["member,admin", "member"]}}),
+        SECRET,
+    );
+    let (status, _, body) =
+        get(port, "/api/orders", &[("authorization", &format!("Bearer {unicode}"))]).await;
+    let unicode = (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null));
+    ProxyOutcome {
+        no_token,
+        granted,
+        member_on_admin,
+        admin_on_admin,
+        forged,
+        member_with_query,
+        crlf_email,
+        unicode,
+    }
 }
 
 impl ProxyOutcome {
@@ -150,6 +214,17 @@ impl ProxyOutcome {
         assert_eq!(self.member_on_admin.0, 403, "member on an admin route: {}", self.member_on_admin.1);
         assert_eq!(self.admin_on_admin, 200, "admin on an admin route");
         assert_eq!(self.forged.0, 401, "{}", self.forged.1);
+        for (path, status, head) in &self.member_with_query {
+            assert_eq!(*status, 403, "a client's query or path suffix changed the policy: {path}: {head}");
+        }
+        assert_eq!(self.crlf_email.0, 403, "CR LF in a claim: {}", self.crlf_email.1);
+        let (status, seen) = &self.unicode;
+        assert_eq!(*status, 200, "{seen}");
+        assert_eq!(seen["x-authgate-email"], "j%C3%BCrgen@example.com", "{seen}");
+        assert_eq!(
+            seen["x-authgate-roles"], "member",
+            "a role with a comma must not become two roles: {seen}"
+        );
     }
 }
 
@@ -166,7 +241,7 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 /// deploy/caddy/Caddyfile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_caddy() {
-    let server = TestServer::start(&standard_config()).await;
+    let server = TestServer::start(&proxy_config()).await;
     let upstream = echo_upstream().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let dir = tempfile::tempdir().unwrap();
