@@ -5,7 +5,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::ext_authz::ExtAuthz;
 use crate::grpc::AuthGrpc;
 use crate::http::{Readiness, router};
-use crate::live::{Generation, Live};
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::pb::auth_service_server::AuthServiceServer;
@@ -108,7 +108,7 @@ pub async fn run_with_reload(
     set_readiness_services(&reporter, ServingStatus::NotServing).await;
 
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(Live::new(Generation::build(&config, metrics.clone())?, config.clone(), metrics));
+    let live = Arc::new(Live::start(config.clone(), metrics)?);
     // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()

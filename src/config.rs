@@ -359,6 +359,9 @@ pub struct ExchangeConfig {
     pub keys: Vec<SigningKeyConfig>,
     /// `[[exchange.audiences]]`.
     pub audiences: Vec<AudienceConfig>,
+    /// `leeway`: clock skew allowed on the `exp` and `nbf` of actor tokens
+    /// authgate minted itself; default 30s, at most 300s.
+    pub leeway: Duration,
 }
 
 /// One `[[issuers]]` entry.
@@ -834,8 +837,10 @@ impl Config {
                 d(x.jwks_max_age)
             ));
             out.push_str(&format!(
-                "mint_cache_max_entries = {}\nmint_cache_min_remaining = {}\n",
-                x.mint_cache_max_entries, x.mint_cache_min_remaining
+                "mint_cache_max_entries = {}\nmint_cache_min_remaining = {}\nleeway = {}\n",
+                x.mint_cache_max_entries,
+                x.mint_cache_min_remaining,
+                d(x.leeway)
             ));
             for k in &x.keys {
                 out.push_str(&format!(
@@ -1108,6 +1113,7 @@ fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
             required_roles: Vec::new(),
             allow_ttl_beyond_subject: false,
         }],
+        leeway: DEFAULT_LEEWAY,
     })
 }
 
@@ -1125,6 +1131,10 @@ fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<ExchangeConfig> {
     });
     let jwks_max_age =
         s.parsed(r, "jwks_max_age", None, None, parse_duration).unwrap_or(Duration::from_secs(300));
+    let leeway = s.parsed(r, "leeway", None, None, parse_duration).unwrap_or(DEFAULT_LEEWAY);
+    if leeway > MAX_LEEWAY {
+        r.errors.push("exchange.leeway must be at most 300s".into());
+    }
     let mint_cache_max_entries = s
         .parsed(r, "mint_cache_max_entries", None, None, |v| {
             parse_bounded(v, 0, 10_000_000).map(|n| n as u64)
@@ -1170,6 +1180,7 @@ fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<ExchangeConfig> {
         mint_cache_min_remaining,
         keys,
         audiences,
+        leeway,
     })
 }
 

@@ -268,7 +268,17 @@ impl Exchanger {
         jsonwebtoken::decode::<Sub>(token, decoding, validation).map(|d| Some(d.claims.sub)).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
                 jsonwebtoken::errors::ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(c) => {
+                    AuthError::MissingClaim(match c.as_str() {
+                        "exp" => "exp",
+                        "iss" => "iss",
+                        "sub" => "sub",
+                        _ => "aud",
+                    })
+                }
                 _ => AuthError::BadSignature,
             }
         })

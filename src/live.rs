@@ -16,6 +16,7 @@ use crate::config::{Config, EdgeConfig};
 use crate::exchange::Exchanger;
 use crate::metrics::Metrics;
 use crate::pipeline::Authenticator;
+use crate::verify::nf_sign::ReplayCache;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,8 +47,8 @@ pub struct Generation {
 
 impl Generation {
     /// Builds every verifier, key set and the key ring from `config`.
-    pub fn build(config: &Config, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let core = Arc::new(Authenticator::with_metrics(config, metrics));
+    pub fn build(config: &Config, metrics: Arc<Metrics>, replay: &ReplayCache) -> Result<Self, String> {
+        let core = Arc::new(Authenticator::new(config, metrics, replay));
         let exchanger = match &config.exchange {
             None => None,
             Some(x) => Some(Arc::new(Exchanger::new(core.clone(), x)?)),
@@ -84,19 +85,23 @@ impl Generation {
     }
 }
 
-/// The current generation, and the metrics that outlive generations.
+/// The current generation, and what outlives generations: the metrics and
+/// the signed-proxy replay cache.
 pub struct Live {
     current: RwLock<Arc<Generation>>,
     metrics: Arc<Metrics>,
+    replay: ReplayCache,
     /// The config the current generation was built from (to report
     /// settings a reload cannot change).
     config: RwLock<Config>,
 }
 
 impl Live {
-    /// Starts with `first`, built from `config`.
-    pub fn new(first: Generation, config: Config, metrics: Arc<Metrics>) -> Self {
-        Self { current: RwLock::new(Arc::new(first)), metrics, config: RwLock::new(config) }
+    /// Builds the first generation from `config`.
+    pub fn start(config: Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let replay = ReplayCache::for_config(&config);
+        let first = Generation::build(&config, metrics.clone(), &replay)?;
+        Ok(Self { current: RwLock::new(Arc::new(first)), metrics, replay, config: RwLock::new(config) })
     }
 
     /// The generation to use for one request.
@@ -124,7 +129,7 @@ impl Live {
             let current = self.config.read().unwrap_or_else(|p| p.into_inner());
             restart_only_changes(&current, &next)
         };
-        let generation = Generation::build(&next, self.metrics.clone())?;
+        let generation = Generation::build(&next, self.metrics.clone(), &self.replay)?;
         let deadline = tokio::time::Instant::now() + ready_within;
         while !generation.core.issuers().ready() {
             if tokio::time::Instant::now() >= deadline {
@@ -156,5 +161,7 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
     check("server.drain_delay", current.drain_delay == next.drain_delay);
     check("log.format", current.log.format == next.log.format);
     check("log.level", current.log.level == next.log.level);
+    let replay_entries = |c: &Config| c.signed_proxy.as_ref().map(|p| p.replay_cache_max_entries);
+    check("signed_proxy.replay_cache_max_entries", replay_entries(current) == replay_entries(next));
     out
 }

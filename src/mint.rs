@@ -186,10 +186,16 @@ impl KeyRing {
                 header_prefix,
                 decoding,
                 validation: {
+                    // An actor token is one authgate minted for one of its
+                    // audiences, checked with authgate's own leeway (the
+                    // library's default is 60 s).
                     let mut v = jsonwebtoken::Validation::new(jwt_alg(k.alg));
                     v.set_issuer(&[&config.issuer_url]);
-                    v.validate_aud = false;
-                    v.set_required_spec_claims(&["exp", "iss", "sub"]);
+                    let audiences: Vec<&str> = config.audiences.iter().map(|a| a.name.as_str()).collect();
+                    v.set_audience(&audiences);
+                    v.leeway = config.leeway.as_secs();
+                    v.validate_nbf = true;
+                    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
                     v
                 },
             });
@@ -325,13 +331,17 @@ mod tests {
                     private_key: pem.clone(),
                 }],
                 audiences: vec![],
+                leeway: std::time::Duration::from_secs(30),
             })
             .unwrap();
             let token = ring
                 .sign(&serde_json::json!({"sub": "x", "iss": "https://a", "exp": 4_102_444_799_i64}))
                 .unwrap();
             let (key, validation) = ring.verifier("k1").unwrap();
-            jsonwebtoken::decode::<serde_json::Value>(&token, key, validation).unwrap();
+            let mut validation = validation.clone();
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["exp"]);
+            jsonwebtoken::decode::<serde_json::Value>(&token, key, &validation).unwrap();
         }
     }
 

@@ -11,7 +11,7 @@ use crate::identity::Identity;
 use crate::jws::CompactJws;
 use crate::metrics::Metrics;
 use crate::verify::Issuers;
-use crate::verify::nf_sign::{self, ProxyAttestation, ProxyVerifier};
+use crate::verify::nf_sign::{self, ProxyAttestation, ProxyVerifier, ReplayCache};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,20 +71,21 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Builds every issuer's verifier and keys, recording into its own
-    /// metrics registry.
+    /// metrics registry, with its own replay cache.
     pub fn from_config(config: &Config) -> Self {
-        Self::with_metrics(config, Arc::new(Metrics::new()))
+        Self::new(config, Arc::new(Metrics::new()), &ReplayCache::for_config(config))
     }
 
-    /// Builds every issuer's verifier and keys, recording into `metrics`.
-    pub fn with_metrics(config: &Config, metrics: Arc<Metrics>) -> Self {
+    /// Builds every issuer's verifier and keys, recording into `metrics`;
+    /// accepted `x-nf-sign` values go to `replay` (which outlives reloads).
+    pub fn new(config: &Config, metrics: Arc<Metrics>, replay: &ReplayCache) -> Self {
         let cache = (config.cache.max_entries > 0)
             .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()));
         Self {
             metrics: metrics.clone(),
             issuers: Issuers::from_config(config, &metrics),
             cache,
-            proxy: config.signed_proxy.as_ref().map(ProxyVerifier::new),
+            proxy: config.signed_proxy.as_ref().map(|p| ProxyVerifier::new(p, replay)),
             proxy_required_by: config
                 .issuers
                 .iter()

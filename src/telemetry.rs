@@ -43,7 +43,7 @@ pub fn init(log: &LogConfig) -> Option<WorkerGuard> {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let installed = match log.format {
         LogFormat::Json => builder.event_format(JsonLine).try_init(),
-        LogFormat::Human => builder.compact().try_init(),
+        LogFormat::Human => builder.compact().fmt_fields(SafeFields).try_init(),
     };
     installed.ok().map(|()| guard)
 }
@@ -128,7 +128,22 @@ pub fn push_json_str(out: &mut String, s: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
-            0x00..=0x1f => "",
+            0x00..=0x1f | 0x7f => "",
+            // A multi-byte character: escaped when it is a C1 control or an
+            // invisible formatting character (bidi overrides...).
+            0xc2..=0xf4 => {
+                let c = s[i..].chars().next().unwrap_or_default();
+                if !is_deceptive(c) {
+                    continue;
+                }
+                out.push_str(&s[start..i]);
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{:04x}", u);
+                }
+                start = i + c.len_utf8();
+                continue;
+            }
             _ => continue,
         };
         out.push_str(&s[start..i]);
@@ -141,6 +156,80 @@ pub fn push_json_str(out: &mut String, s: &str) {
     }
     out.push_str(&s[start..]);
     out.push('"');
+}
+
+/// Characters that change how a log line reads without being visible
+/// themselves: controls (C0, DEL, C1) and Unicode formatting characters
+/// (bidi embeddings and overrides, isolates, zero-width characters, line
+/// and paragraph separators, the BOM).
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
+/// Appends `s` for the human format: deceptive characters as `\u{..}`,
+/// and the whole value in quotes (with `"` and `\` escaped) when it holds
+/// anything that could make it read as more than one field: a space, `=`,
+/// a quote, or an escaped character. A value from a request or a token can
+/// then neither start a new line nor add a `granted=true` of its own.
+pub fn push_human_value(out: &mut String, s: &str) {
+    let plain =
+        !s.is_empty() && !s.chars().any(|c| c == ' ' || c == '=' || c == '"' || c == '\\' || is_deceptive(c));
+    if plain {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if is_deceptive(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Field formatter of the human format: every field value goes through
+/// [`push_human_value`], whatever its origin (tracing's default prints
+/// `%`-formatted values raw).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SafeFields;
+
+impl<'w> FormatFields<'w> for SafeFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = HumanFields { line: String::new() };
+        fields.record(&mut visitor);
+        writer.write_str(&visitor.line)
+    }
+}
+
+struct HumanFields {
+    line: String,
+}
+
+impl Visit for HumanFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !self.line.is_empty() {
+            self.line.push(' ');
+        }
+        if field.name() != "message" {
+            self.line.push_str(field.name());
+            self.line.push('=');
+        }
+        push_human_value(&mut self.line, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
 }
 
 thread_local! {
@@ -192,6 +281,41 @@ mod tests {
             let mut out = String::new();
             push_json_str(&mut out, s);
             assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_deceptive_characters() {
+        let mut out = String::new();
+        push_json_str(&mut out, "admin\u{202e}nimda\u{7f}\u{85}\u{1b}[31m ü");
+        assert_eq!(out, "\"admin\\u202enimda\\u007f\\u0085\\u001b[31m ü\"");
+        assert_eq!(
+            serde_json::from_str::<String>(&out).unwrap(),
+            "admin\u{202e}nimda\u{7f}\u{85}\u{1b}[31m ü"
+        );
+    }
+
+    #[test]
+    fn human_values_cannot_forge_fields_or_lines() {
+        let cases = [
+            ("plain", "orders", "orders"),
+            ("unicode stays readable", "jürgen@example.com", "jürgen@example.com"),
+            ("a forged field is quoted", "x granted=true subject=admin", "\"x granted=true subject=admin\""),
+            (
+                "newline",
+                "x\n2026-11-27T00:00:00Z INFO decision granted=true",
+                "\"x\\u{a}2026-11-27T00:00:00Z INFO decision granted=true\"",
+            ),
+            ("escape sequence", "\u{1b}[2J", "\"\\u{1b}[2J\""),
+            ("bidi override", "admin\u{202e}", "\"admin\\u{202e}\""),
+            ("NUL", "a\0b", "\"a\\u{0}b\""),
+            ("quotes", "a\"b", "\"a\\\"b\""),
+            ("empty", "", "\"\""),
+        ];
+        for (description, value, want) in cases {
+            let mut out = String::new();
+            push_human_value(&mut out, value);
+            assert_eq!(out, want, "{description}");
         }
     }
 

@@ -321,3 +321,54 @@ async fn rotation_next_active_retired_with_every_algorithm() {
         assert_eq!((results[0]["kid"].as_str(), results[1]["kid"].as_str()), (Some("k1"), Some("k2")));
     }
 }
+
+/// Actor tokens authgate minted itself are checked with `exchange.leeway`
+/// (default 30 s, not the library's 60 s) and must be for one of authgate's
+/// audiences; before, one that expired 40 s ago still delegated.
+#[tokio::test]
+async fn actor_tokens_get_authgate_leeway_and_audience() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "ed.pem", MintAlg::EdDSA);
+    let server = TestServer::start(&exchange_config(&[("k-ed", "EdDSA", "active", key.clone())])).await;
+    let signing = jsonwebtoken::EncodingKey::from_ed_pem(&std::fs::read(&key).unwrap()).unwrap();
+    let actor = |claims: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some("k-ed".into());
+        jsonwebtoken::encode(&header, &claims, &signing).unwrap()
+    };
+    let member = member_token(600);
+    let base = json!({"iss": ISSUER_URL, "sub": "svc-orders", "aud": "orders"});
+    let with = |extra: Value| {
+        let mut c = base.clone();
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        actor(c)
+    };
+    let cases: [(&str, String, Outcome); 6] = [
+        ("fresh, for a configured audience", with(json!({"exp": now() + 60})), Ok(())),
+        ("expired 10 s ago: within the 30 s leeway", with(json!({"exp": now() - 10})), Ok(())),
+        (
+            "expired 40 s ago: past the leeway",
+            with(json!({"exp": now() - 40})),
+            Err((Code::Unauthenticated, "token_expired".into())),
+        ),
+        (
+            "not valid for another 120 s",
+            with(json!({"exp": now() + 600, "nbf": now() + 120})),
+            Err((Code::Unauthenticated, "token_not_yet_valid".into())),
+        ),
+        (
+            "for an audience authgate does not serve",
+            with(json!({"exp": now() + 60, "aud": "elsewhere"})),
+            Err((Code::Unauthenticated, "wrong_audience".into())),
+        ),
+        (
+            "no audience",
+            actor(json!({"iss": ISSUER_URL, "sub": "svc", "exp": now() + 60})),
+            Err((Code::Unauthenticated, "missing_claim".into())),
+        ),
+    ];
+    for (description, actor_token, want) in cases {
+        let got = exchange(&server, ExchangeRequest { actor_token, ..request(&member, "reports") }).await;
+        assert_eq!(got.map(|_| ()), want, "{description}");
+    }
+}

@@ -138,6 +138,13 @@ async fn check_contract() {
     assert_eq!(set.get("retry-after").map(String::as_str), Some("5"));
 }
 
+/// `Authorization` for a member with this e-mail and a role holding a comma.
+fn odd_user(email: &str) -> String {
+    let claims = json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000009", "email": email,
+                        "app_metadata": {"roles": ["member,admin", "member"]}});
+    format!("Bearer {}", gotrue_token(&claims, SECRET))
+}
+
 /// `Authorization` for a user holding only the `member` role.
 fn member_bearer() -> String {
     let claims = json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000002",
@@ -250,6 +257,11 @@ async fn through_a_real_envoy() {
             get(addr, "/api/orders", &[("authorization", &admin), ("x-authgate-subject", "attacker")]).await;
         let member_admin = get(addr, "/admin/panel", &[("authorization", &member)]).await;
         let exchanged = get(addr, "/internal/orders", &[("authorization", &admin)]).await;
+        let admin_cookie = format!("theme=dark; nf_jwt={}; nf_refresh=opaque; lang=de", &admin[7..]);
+        let by_cookie = get(addr, "/api/orders", &[("cookie", &admin_cookie)]).await;
+        let crlf =
+            get(addr, "/api/orders", &[("authorization", &odd_user("m@example.com\r\nx-admin: 1"))]).await;
+        let unicode = get(addr, "/api/orders", &[("authorization", &odd_user("jürgen@example.com"))]).await;
         let _ = Command::new("kill").arg(envoy.id().to_string()).status();
         let _ = envoy.wait();
 
@@ -277,6 +289,18 @@ async fn through_a_real_envoy() {
         v.set_issuer(&["https://authgate.test"]);
         let claims = jsonwebtoken::decode::<Value>(&minted, &key, &v).expect("minted token verifies").claims;
         assert_eq!(claims["sub"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+        // The user's Netlify tokens stop at the edge; the app's cookies pass.
+        assert_eq!(by_cookie.0, 200, "raw={raw}: {}", by_cookie.2);
+        let seen: Value = serde_json::from_str(&by_cookie.2).unwrap();
+        assert_eq!(seen["cookie"], "theme=dark; lang=de", "{seen}");
+        // A claim with CR LF is refused by authgate (Envoy would otherwise
+        // fail the request with its own 503 while authgate logged granted).
+        assert_eq!(crlf.0, 403, "raw={raw}: {}", crlf.1);
+        assert!(crlf.1.contains("x-authgate-reason: unsafe_identity_value"), "{}", crlf.1);
+        assert_eq!(unicode.0, 200, "raw={raw}: {}", unicode.2);
+        let seen: Value = serde_json::from_str(&unicode.2).unwrap();
+        assert_eq!(seen["x-authgate-email"], "j%C3%BCrgen@example.com", "{seen}");
+        assert_eq!(seen["x-authgate-roles"], "member", "{seen}");
     }
 
     // authgate's identity provider down: Envoy's client gets 503 with

@@ -241,7 +241,7 @@ async fn reload_keeps_the_running_generation_until_the_new_one_is_ready() {
     use authgate::live::{Generation, Live};
     let first = load_config(&standard_config()).unwrap();
     let metrics = std::sync::Arc::new(authgate::metrics::Metrics::new());
-    let live = Live::new(Generation::build(&first, metrics.clone()).unwrap(), first, metrics);
+    let live = Live::start(first, metrics).unwrap();
     let in_flight = live.get();
     let names = |g: &Generation| g.core.issuers().names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let configured = names(&in_flight);

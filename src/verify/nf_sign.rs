@@ -23,6 +23,7 @@ use crate::config::SignedProxyConfig;
 use crate::error::AuthError;
 use crate::jws::{CompactJws, signature_buffer};
 use crate::keys::HmacKeySet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The header Netlify sets.
@@ -46,6 +47,26 @@ pub struct ProxyAttestation {
     pub expires_at: i64,
 }
 
+/// Header values already accepted (by SHA-256), each until it expires.
+/// One per process: it outlives config reloads, so a reload (or a secret
+/// rotation) never reopens the replay window.
+#[derive(Clone)]
+pub struct ReplayCache(Arc<moka::sync::Cache<[u8; 32], Duration>>);
+
+impl ReplayCache {
+    /// A cache of at most `max_entries` values.
+    pub fn new(max_entries: u64) -> Self {
+        Self(Arc::new(
+            moka::sync::Cache::builder().max_capacity(max_entries).expire_after(UntilExpiry).build(),
+        ))
+    }
+
+    /// The capacity `config` asks for (100,000 without `[signed_proxy]`).
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        Self::new(config.signed_proxy.as_ref().map_or(100_000, |p| p.replay_cache_max_entries))
+    }
+}
+
 struct UntilExpiry;
 
 impl moka::Expiry<[u8; 32], Duration> for UntilExpiry {
@@ -62,18 +83,13 @@ pub struct ProxyVerifier {
     deploy_contexts: Vec<String>,
     leeway: i64,
     max_lifetime: i64,
-    seen: Option<moka::sync::Cache<[u8; 32], Duration>>,
+    seen: Option<ReplayCache>,
 }
 
 impl ProxyVerifier {
-    /// Builds the keys and, in replay mode, the bounded cache of seen values.
-    pub fn new(config: &SignedProxyConfig) -> Self {
-        let seen = config.replay_protection.then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(config.replay_cache_max_entries)
-                .expire_after(UntilExpiry)
-                .build()
-        });
+    /// Builds the keys; in replay mode, accepted values are kept in `seen`.
+    pub fn new(config: &SignedProxyConfig, seen: &ReplayCache) -> Self {
+        let seen = config.replay_protection.then(|| seen.clone());
         Self {
             keys: HmacKeySet::new(&config.secret, config.previous_secret.as_ref()),
             site_ids: config.site_ids.clone(),
@@ -148,7 +164,7 @@ impl ProxyVerifier {
         }
         if let Some(seen) = &self.seen {
             let ttl = Duration::from_secs(exp.saturating_add(self.leeway).saturating_sub(now).max(1) as u64);
-            let entry = seen.entry(crate::cache::key(HEADER, 0, header)).or_insert(ttl);
+            let entry = seen.0.entry(crate::cache::key(HEADER, 0, header)).or_insert(ttl);
             if !entry.is_fresh() {
                 return Err(AuthError::ProxySignatureReplayed);
             }

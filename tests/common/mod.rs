@@ -350,11 +350,19 @@ impl Binary {
                 let _ = tx.send(line);
             }
         });
+        // JSON lines, or the human format's `... serving grpc_addr=...`.
         let grpc = loop {
             let line = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("server did not start");
-            let v: Value = serde_json::from_str(&line).expect("json log line");
-            if v["message"] == "serving" {
-                break v["grpc_addr"].as_str().unwrap().parse().unwrap();
+            match serde_json::from_str::<Value>(&line) {
+                Ok(v) if v["message"] == "serving" => {
+                    break v["grpc_addr"].as_str().unwrap().parse().unwrap();
+                }
+                Ok(_) => {}
+                Err(_) if line.contains(" serving ") => {
+                    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("grpc_addr="));
+                    break addr.expect("grpc_addr in the serving line").parse().unwrap();
+                }
+                Err(_) => {}
             }
         };
         Binary { child, grpc, lines, seen }
