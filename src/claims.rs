@@ -54,12 +54,92 @@ impl ClaimPath {
 #[derive(Debug)]
 pub struct Claims(Map<String, Value>);
 
+/// The latest NumericDate accepted: 9999-12-31T23:59:59Z. Later dates (and
+/// dates before 1970) cannot be a real token's and do not fit a protobuf
+/// `Timestamp`; they are a malformed token.
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// Parses a JSON object, refusing a repeated member name at any depth.
+/// serde_json keeps the last of two equal names; another reader may keep
+/// the first, so a token with `iss` twice could be routed by one value and
+/// accepted by another. Every JOSE header and claims set goes through here.
+pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, AuthError> {
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(Value::Object(m))) => Ok(m),
+        Ok(_) => Err(AuthError::MalformedToken("not a JSON object")),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => {
+            Err(AuthError::MalformedToken("a member name appears twice"))
+        }
+        Err(_) => Err(AuthError::MalformedToken("not a JSON object")),
+    }
+}
+
+const DUPLICATE: &str = "duplicate member";
+
+/// A JSON value whose objects have no repeated member names.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.insert(key, v).is_some() {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 impl Claims {
-    /// Parses a verified payload; it must be a JSON object.
+    /// Parses a payload; it must be a JSON object without repeated names.
     pub fn from_slice(payload: &[u8]) -> Result<Self, AuthError> {
-        serde_json::from_slice::<Map<String, Value>>(payload)
-            .map(Self)
-            .map_err(|_| AuthError::MalformedToken("payload is not a JSON object"))
+        strict_object(payload).map(Self)
     }
 
     /// True when the claim is present (with any value but null).
@@ -68,13 +148,16 @@ impl Claims {
     }
 
     /// A NumericDate claim (RFC 7519 §2) in whole seconds. Fractions are
-    /// truncated; a non-number is a malformed token.
+    /// truncated; a non-number, or a date before 1970 or after
+    /// [`MAX_NUMERIC_DATE`], is a malformed token.
     pub fn numeric_date(&self, name: &'static str) -> Result<Option<i64>, AuthError> {
+        let in_range = |f: f64| (0.0..=MAX_NUMERIC_DATE as f64).contains(&f);
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .filter(|i| (0..=MAX_NUMERIC_DATE).contains(i))
+                .or_else(|| n.as_f64().filter(|f| in_range(*f)).map(|f| f as i64))
                 .map(Some)
                 .ok_or(AuthError::MalformedToken("a date claim is out of range")),
             Some(_) => Err(AuthError::MalformedToken("a date claim is not a number")),
@@ -292,5 +375,30 @@ mod tests {
         assert_eq!(claims(r#"{"exp":10.9}"#).numeric_date("exp"), Ok(Some(10)));
         assert_eq!(claims(r#"{}"#).numeric_date("exp"), Ok(None));
         assert!(claims(r#"{"exp":"10"}"#).numeric_date("exp").is_err());
+        assert_eq!(claims(r#"{"exp":253402300799}"#).numeric_date("exp"), Ok(Some(MAX_NUMERIC_DATE)));
+        for out_of_range in ["253402300800", "1e308", "18446744073709551616", "-1", "1.7976931348623157e308"]
+        {
+            let c = claims(&format!(r#"{{"exp":{out_of_range}}}"#));
+            assert_eq!(
+                c.numeric_date("exp").map_err(|e| e.reason()),
+                Err("malformed_token"),
+                "{out_of_range}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_member_names_are_refused_at_any_depth() {
+        let cases = [
+            ("top level", r#"{"iss":"a","iss":"b"}"#, Err("malformed_token")),
+            ("nested", r#"{"app_metadata":{"roles":["a"],"roles":["admin"]}}"#, Err("malformed_token")),
+            ("inside an array", r#"{"x":[{"a":1,"a":2}]}"#, Err("malformed_token")),
+            ("an array, not an object", r#"["HS256"]"#, Err("malformed_token")),
+            ("distinct names", r#"{"a":1,"b":{"a":2},"c":[1,"x",null,true,1.5]}"#, Ok(())),
+        ];
+        for (description, json, want) in cases {
+            let got = Claims::from_slice(json.as_bytes()).map(|_| ()).map_err(|e| e.reason());
+            assert_eq!(got, want, "{description}");
+        }
     }
 }

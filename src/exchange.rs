@@ -97,6 +97,7 @@ pub struct Exchanger {
     audiences: HashMap<String, AudienceConfig>,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Minted>>>,
     min_remaining: f64,
+    max_token_bytes: usize,
 }
 
 impl Exchanger {
@@ -109,6 +110,7 @@ impl Exchanger {
                 .build()
         });
         Ok(Self {
+            max_token_bytes: core.max_token_bytes(),
             core,
             ring: KeyRing::new(config)?,
             issuer_url: config.issuer_url.clone(),
@@ -255,12 +257,14 @@ impl Exchanger {
     /// `Some(sub)` when `token` was minted by this authgate and is valid;
     /// `None` when its `kid` is not one of ours.
     fn own_token_subject(&self, token: &str) -> Result<Option<String>, AuthError> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken("actor token"))?;
-        let Some((decoding, validation)) = header.kid.as_deref().and_then(|kid| self.ring.verifier(kid))
+        // The same strict reading as every other token (one header object,
+        // no repeated names anywhere) before the library reads it its way.
+        let jws = crate::jws::CompactJws::parse(token, self.max_token_bytes)?;
+        let Some((decoding, validation)) = jws.header.kid.as_deref().and_then(|kid| self.ring.verifier(kid))
         else {
             return Ok(None);
         };
+        crate::claims::Claims::from_slice(&jws.payload_bytes()?)?;
         #[derive(serde::Deserialize)]
         struct Sub {
             sub: String,

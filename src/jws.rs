@@ -7,24 +7,43 @@
 use crate::error::AuthError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
 
 /// The longest signature we decode (HS512 / ES512 / RS4096 all fit).
 const MAX_SIGNATURE_BYTES: usize = 512;
 
 /// The JOSE header fields authgate looks at. Others are ignored: in
 /// particular `jku`, `x5u`, `jwk` and `x5c` are never fetched or trusted.
-#[derive(Debug, Deserialize)]
+/// The header must be a JSON object without repeated names; `crit` (RFC
+/// 7515 §4.1.11: we understand no extension) is refused in any form, `null`
+/// included.
+#[derive(Debug)]
 pub struct JoseHeader {
     /// The algorithm, exactly as written (case matters: `none`, `None` and
     /// `NONE` are all refused by every verifier).
     pub alg: String,
     /// Key id, when present (GoTrue writes `nf-ident` since Feb 2026).
-    #[serde(default)]
     pub kid: Option<String>,
-    /// RFC 7515 §4.1.11: we understand no extension, so its presence is fatal.
-    #[serde(default)]
-    pub crit: Option<serde_json::Value>,
+}
+
+impl JoseHeader {
+    /// Reads a decoded header.
+    pub fn from_slice(json: &[u8]) -> Result<Self, AuthError> {
+        let mut header = crate::claims::strict_object(json)
+            .map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
+        if header.contains_key("crit") {
+            return Err(AuthError::MalformedToken("critical header extensions are not supported"));
+        }
+        let alg = match header.remove("alg") {
+            Some(serde_json::Value::String(alg)) => alg,
+            _ => return Err(AuthError::MalformedToken("header is not a JOSE header")),
+        };
+        let kid = match header.remove("kid") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(kid)) => Some(kid),
+            Some(_) => return Err(AuthError::MalformedToken("header is not a JOSE header")),
+        };
+        Ok(Self { alg, kid })
+    }
 }
 
 /// A token split into its three parts, with the header decoded.
@@ -63,11 +82,7 @@ impl<'a> CompactJws<'a> {
         let header_json = URL_SAFE_NO_PAD
             .decode(header_b64)
             .map_err(|_| AuthError::MalformedToken("header is not base64url"))?;
-        let header: JoseHeader = serde_json::from_slice(&header_json)
-            .map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
-        if header.crit.is_some() {
-            return Err(AuthError::MalformedToken("critical header extensions are not supported"));
-        }
+        let header = JoseHeader::from_slice(&header_json)?;
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
         Ok(Self { token, signing_input, payload_b64, signature_b64, header })
     }
@@ -99,15 +114,16 @@ impl<'a> CompactJws<'a> {
     }
 
     /// The payload's `iss`, read WITHOUT verification, used only to pick
-    /// which issuer verifies the token. `None` when absent or unreadable.
-    pub fn peek_issuer_unverified(&self) -> Option<String> {
-        #[derive(Deserialize)]
-        struct IssOnly {
-            #[serde(default)]
-            iss: Option<String>,
-        }
-        let bytes = self.payload_bytes().ok()?;
-        serde_json::from_slice::<IssOnly>(&bytes).ok()?.iss
+    /// which issuer verifies the token; `None` when absent or not a string.
+    /// A payload that is not one JSON object without repeated names is
+    /// malformed here already: what routes a token must be what its
+    /// verifier will read.
+    pub fn peek_issuer_unverified(&self) -> Result<Option<String>, AuthError> {
+        let mut claims = crate::claims::strict_object(&self.payload_bytes()?)?;
+        Ok(match claims.remove("iss") {
+            Some(serde_json::Value::String(iss)) => Some(iss),
+            _ => None,
+        })
     }
 }
 
@@ -140,6 +156,15 @@ mod tests {
                 format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","crit":["b64"]}"#)),
                 "malformed_token",
             ),
+            ("crit null", format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","crit":null}"#)), "malformed_token"),
+            ("header as an array", format!("{}.e30.c2ln", b64(r#"["HS256"]"#)), "malformed_token"),
+            ("alg twice", format!("{}.e30.c2ln", b64(r#"{"alg":"none","alg":"HS256"}"#)), "malformed_token"),
+            (
+                "kid twice",
+                format!("{}.e30.c2ln", b64(r#"{"alg":"HS256","kid":"a","kid":"b"}"#)),
+                "malformed_token",
+            ),
+            ("alg not a string", format!("{}.e30.c2ln", b64(r#"{"alg":256}"#)), "malformed_token"),
             ("empty", String::new(), "missing_credential"),
         ];
         for (what, token, reason) in cases {
@@ -158,7 +183,7 @@ mod tests {
     fn peeks_issuer() {
         let t = format!("{}.{}.c2ln", b64(r#"{"alg":"HS256"}"#), b64(r#"{"iss":"https://x"}"#));
         let jws = CompactJws::parse(&t, 16384).unwrap();
-        assert_eq!(jws.peek_issuer_unverified().as_deref(), Some("https://x"));
+        assert_eq!(jws.peek_issuer_unverified().unwrap().as_deref(), Some("https://x"));
         assert_eq!(jws.signing_input, &t[..t.rfind('.').unwrap()]);
     }
 }

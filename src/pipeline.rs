@@ -101,6 +101,11 @@ impl Authenticator {
         self.cache.as_ref().map_or(0, IdentityCache::len)
     }
 
+    /// `server.max_token_bytes`.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
     /// The metrics this core records into.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

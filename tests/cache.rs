@@ -94,8 +94,14 @@ async fn random_input_never_panics() {
     let alphabet: Vec<char> = "ABCxyz019-_.=+/ \"{}:,\u{e9}\0".chars().collect();
     let headers =
         [r#"{"alg":"HS256"}"#, r#"{"alg":"none"}"#, r#"{"alg":"HS256","crit":[]}"#, r#"{"alg":1}"#, "[]"];
-    let payloads =
-        [r#"{"exp":1e400}"#, r#"{"exp":-1,"sub":"x"}"#, r#"{"aud":{"a":1}}"#, "null", r#"{"sub":"0""#];
+    let payloads = [
+        r#"{"exp":1e400}"#,
+        r#"{"exp":1,"sub":"x"}"#,
+        r#"{"exp":-1,"sub":"x"}"#,
+        r#"{"aud":{"a":1}}"#,
+        "null",
+        r#"{"sub":"0""#,
+    ];
     let mut seen = std::collections::BTreeSet::new();
     for i in 0..20_000u32 {
         let token: String = if i % 2 == 0 {

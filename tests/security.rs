@@ -282,3 +282,82 @@ async fn unreadable_credential_headers_are_refused() {
         }
     }
 }
+
+/// A compact JWS of exactly these header and payload bytes, HS256-signed
+/// with `secret` (no library re-serialises them).
+fn hs256_raw(header: &str, payload: &str, secret: &str) -> String {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256).unwrap();
+    format!("{input}.{signature}")
+}
+
+/// No parser differentials: what one reading routes, another cannot read
+/// differently. Every case is correctly signed, so only strict parsing
+/// stands between it and a grant.
+#[tokio::test]
+async fn strict_parsing_of_signed_tokens() {
+    let server =
+        TestServer::start(&format!("[signed_proxy]\nsecret = \"{PROXY_SECRET}\"\n{}", standard_config()))
+            .await;
+    let mut client = server.client().await;
+    let exp = now() + 600;
+    let user = |extra: &str| format!(r#"{{"sub":"u1","exp":{exp}{extra}}}"#);
+    let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let cases: [(&str, String, &str); 9] = [
+        ("control: a clean token", hs256_raw(hs, &user(""), SECRET), "granted"),
+        (
+            "iss twice: routed by one, read by another",
+            hs256_raw(
+                hs,
+                &format!(r#"{{"iss":"{FN_ISS}","sub":"u1","exp":{exp},"aud":"backend","iss":"x"}}"#),
+                FN_SECRET,
+            ),
+            "malformed_token",
+        ),
+        ("sub twice", hs256_raw(hs, &user(r#","sub":"admin""#), SECRET), "malformed_token"),
+        (
+            "roles twice inside app_metadata",
+            hs256_raw(hs, &user(r#","app_metadata":{"roles":["member"],"roles":["admin"]}"#), SECRET),
+            "malformed_token",
+        ),
+        (
+            "alg twice in the header",
+            hs256_raw(r#"{"alg":"none","alg":"HS256"}"#, &user(""), SECRET),
+            "malformed_token",
+        ),
+        ("the header is an array", hs256_raw(r#"["HS256"]"#, &user(""), SECRET), "malformed_token"),
+        ("crit: null", hs256_raw(r#"{"alg":"HS256","crit":null}"#, &user(""), SECRET), "malformed_token"),
+        ("exp of 1e308", hs256_raw(hs, r#"{"sub":"u1","exp":1e308}"#, SECRET), "malformed_token"),
+        (
+            "exp of 2^64",
+            hs256_raw(hs, r#"{"sub":"u1","exp":18446744073709551616}"#, SECRET),
+            "malformed_token",
+        ),
+    ];
+    for (description, token, want) in cases {
+        let got = match client.verify(VerifyRequest { token, ..Default::default() }).await {
+            Ok(_) => "granted".to_string(),
+            Err(s) => reason(&s).unwrap_or_default(),
+        };
+        assert_eq!(got, want, "{description}");
+    }
+    // The signed-proxy header is read as strictly.
+    let sign = hs256_raw(
+        r#"{"alg":"HS256"}"#,
+        &format!(r#"{{"iss":"netlify","exp":{exp},"iat":{},"iss":"netlify"}}"#, now()),
+        PROXY_SECRET,
+    );
+    let bearer = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let err = client
+        .verify(VerifyRequest {
+            headers: [("authorization".to_string(), bearer), ("x-nf-sign".to_string(), sign)].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err).as_deref(), Some("proxy_signature_invalid"));
+}

@@ -101,7 +101,7 @@ impl Issuers {
 
     /// Rules 3 to 5: route by the token's unverified `iss`, else the default.
     pub fn route_by_token(&self, jws: &CompactJws<'_>) -> Result<&dyn Verifier, AuthError> {
-        if let Some(iss) = jws.peek_issuer_unverified()
+        if let Some(iss) = jws.peek_issuer_unverified()?
             && let Some(v) = self.verifiers.iter().find(|v| v.expected_iss() == Some(iss.as_str()))
         {
             return Ok(v.as_ref());
