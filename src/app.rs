@@ -5,6 +5,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::ext_authz::ExtAuthz;
 use crate::grpc::AuthGrpc;
 use crate::http::{Readiness, router};
+use crate::listen::{self, InFlightLayer, PortLimits};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::pb;
@@ -27,6 +28,31 @@ const READINESS_POLL: std::time::Duration = std::time::Duration::from_millis(250
 /// Largest HTTP/2 header list a gRPC client may send. gRPC metadata is
 /// small; this bounds memory per stream against header floods.
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
+/// HTTP/2 flow-control windows of the gRPC port: what one stream, and one
+/// connection, may send ahead of what the server has read (hyper's default
+/// is 1 MiB each). Small requests never wait on them.
+const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
+const CONNECTION_WINDOW_BYTES: u32 = 256 * 1024;
+
+/// Refused or reset streams one gRPC connection may cause before GOAWAY.
+const MAX_RESETS_PER_CONNECTION: usize = 64;
+
+/// The HTTP/2 client preface: a gRPC connection has started its handshake
+/// once these bytes arrived.
+const H2_PREFACE_BYTES: usize = 24;
+
+/// The most memory clients can make the server hold for requests, with
+/// every limit reached: per connection its flow-control window and one
+/// header block being received; per request in flight its headers and its
+/// announced message. The README's Security model derives it.
+pub fn worst_case_memory(config: &Config) -> u64 {
+    let l = &config.limits;
+    let per_connection = u64::from(CONNECTION_WINDOW_BYTES) + u64::from(MAX_HEADER_LIST_BYTES);
+    let per_request = u64::from(MAX_HEADER_LIST_BYTES)
+        + config.max_message_bytes.max(config.max_check_request_bytes) as u64;
+    l.max_connections as u64 * per_connection + l.max_in_flight as u64 * per_request
+}
 
 /// The two listening sockets, bound before [`run`] so that tests can bind
 /// port 0 and read the real addresses.
@@ -118,7 +144,7 @@ pub async fn run_with_reload(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(live.clone()))
-        .max_decoding_message_size(config.max_message_bytes);
+        .max_decoding_message_size(config.max_check_request_bytes);
     let auth = AuthServiceServer::new(AuthGrpc::new(live.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -126,19 +152,55 @@ pub async fn run_with_reload(
     let (stop_tx, stop_rx) = watch::channel(false);
     let grpc_addr = listeners.grpc_addr()?;
     let http_addr = listeners.http_addr()?;
+    let limits = &config.limits;
+    let port = |port, handshake_bytes| PortLimits {
+        port,
+        max_connections: limits.max_connections,
+        handshake_timeout: limits.handshake_timeout,
+        handshake_bytes,
+    };
     let grpc = tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .max_concurrent_streams(limits.max_streams_per_connection)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        // A client that keeps opening streams past the limit (each refused)
+        // or resetting them is cut off with GOAWAY after this many, instead
+        // of making the server track thousands of refusals.
+        .http2_max_local_error_reset_streams(Some(MAX_RESETS_PER_CONNECTION))
+        .http2_max_pending_accept_reset_streams(Some(MAX_RESETS_PER_CONNECTION))
+        .timeout(limits.request_timeout)
+        .layer(InFlightLayer::new(limits.max_in_flight, live.metrics().clone()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(auth)
         .add_service(ext_authz)
-        .serve_with_incoming_shutdown(incoming(listeners.grpc), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            listen::incoming(listeners.grpc, port("grpc", H2_PREFACE_BYTES), live.metrics().clone()),
+            stopped(stop_rx.clone()),
+        );
     let readiness = Readiness::default();
-    let http = axum::serve(listeners.http, router(readiness.clone(), live.clone()))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let http = listen::serve_http(
+        listen::incoming(listeners.http, port("http", 1), live.metrics().clone()),
+        router(readiness.clone(), live.clone()),
+        limits.http_header_timeout,
+        stopped(stop_rx),
+    );
+    tracing::info!(
+        max_connections_per_port = limits.max_connections,
+        max_streams_per_connection = limits.max_streams_per_connection,
+        max_in_flight = limits.max_in_flight,
+        worst_case_request_memory_mib = worst_case_memory(&config) >> 20,
+        "connection limits"
+    );
     let mut grpc_task = tokio::spawn(grpc);
-    let mut http_task = tokio::spawn(async move { http.await });
+    let mut http_task = tokio::spawn(async move {
+        http.await;
+        Ok::<(), std::convert::Infallible>(())
+    });
 
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
     // Evaluated once before "serving" is logged, so a probe right after
@@ -314,20 +376,6 @@ async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader) {
             }
         }
     }
-}
-
-/// Accepted gRPC connections with Nagle's algorithm off: a response written
-/// in more than one piece (headers, data, trailers) must not wait for the
-/// peer's delayed ACK (~40 ms). tonic sets this only on listeners it binds.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -531,6 +531,83 @@ impl Default for EdgeConfig {
     }
 }
 
+/// The limits and timeouts of both listening ports (`[server]`), so that
+/// no client can hold more than a bounded share of memory, descriptors and
+/// time. Worst-case memory is stated in the README's Security model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenLimits {
+    /// `max_connections`: default 512, per port (1..=65536). At the cap,
+    /// new connections wait in the kernel backlog.
+    pub max_connections: usize,
+    /// `max_streams_per_connection`: default 100 (1..=1024): HTTP/2
+    /// concurrent streams on one gRPC connection.
+    pub max_streams_per_connection: u32,
+    /// `max_in_flight`: default 128 (1..=65536): gRPC requests being
+    /// decoded or decided at once, process-wide; beyond it
+    /// RESOURCE_EXHAUSTED at once. Bounds the memory of announced messages
+    /// at `max_in_flight × max_message_bytes`.
+    pub max_in_flight: usize,
+    /// `request_timeout`: default 15s: a gRPC request (reading its message
+    /// included) taking longer is cancelled (DEADLINE_EXCEEDED).
+    pub request_timeout: Duration,
+    /// `handshake_timeout`: default 10s: a new connection must start its
+    /// handshake (gRPC: the 24-byte HTTP/2 preface) within this.
+    pub handshake_timeout: Duration,
+    /// `http_header_timeout`: default 10s: the HTTP port closes a connection
+    /// whose request head is not complete this long after it began to wait
+    /// for one (slowloris, and idle keep-alive).
+    pub http_header_timeout: Duration,
+    /// `keepalive_interval`: default 30s: gRPC connections are pinged this
+    /// often when quiet.
+    pub keepalive_interval: Duration,
+    /// `keepalive_timeout`: default 10s: a ping unanswered this long closes
+    /// the connection.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_streams_per_connection: 100,
+            max_in_flight: 128,
+            request_timeout: Duration::from_secs(15),
+            handshake_timeout: Duration::from_secs(10),
+            http_header_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+fn read_limits(r: &mut Reader<'_>, s: &mut Section<'_>) -> ListenLimits {
+    let d = ListenLimits::default();
+    let mut count = |s: &mut Section<'_>, key: &str, max: usize, default: usize| {
+        s.parsed(r, key, None, None, |v| parse_bounded(v, 1, max)).unwrap_or(default)
+    };
+    let max_connections = count(s, "max_connections", 65_536, d.max_connections);
+    let max_streams_per_connection =
+        count(s, "max_streams_per_connection", 1024, d.max_streams_per_connection as usize) as u32;
+    let max_in_flight = count(s, "max_in_flight", 65_536, d.max_in_flight);
+    let mut time = |s: &mut Section<'_>, key: &str, default: Duration| {
+        let v = s.parsed(r, key, None, None, parse_duration).unwrap_or(default);
+        if v.is_zero() || v > Duration::from_secs(3600) {
+            r.errors.push(format!("server.{key} must be between 1ms and 1h"));
+        }
+        v
+    };
+    ListenLimits {
+        max_connections,
+        max_streams_per_connection,
+        max_in_flight,
+        request_timeout: time(s, "request_timeout", d.request_timeout),
+        handshake_timeout: time(s, "handshake_timeout", d.handshake_timeout),
+        http_header_timeout: time(s, "http_header_timeout", d.http_header_timeout),
+        keepalive_interval: time(s, "keepalive_interval", d.keepalive_interval),
+        keepalive_timeout: time(s, "keepalive_timeout", d.keepalive_timeout),
+    }
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -544,6 +621,11 @@ pub struct Config {
     pub max_token_bytes: usize,
     /// `server.max_message_bytes`: default 65536 (4096..=4194304).
     pub max_message_bytes: usize,
+    /// `server.max_check_request_bytes`: default 131072 (4096..=4194304):
+    /// largest Envoy `CheckRequest` decoded. Envoy sends up to 60 KiB of
+    /// headers by default, plus the body when `with_request_body` is on; a
+    /// request within it is always answered with an HTTP decision.
+    pub max_check_request_bytes: usize,
     /// `server.shutdown_grace`: default 10s.
     pub shutdown_grace: Duration,
     /// `server.decision_deadline`: default 2s. An ext_authz decision that
@@ -559,6 +641,8 @@ pub struct Config {
     /// `server.drain_delay`: default 0s. After SIGTERM, keep serving this long
     /// while health reports NOT_SERVING, so load balancers stop sending.
     pub drain_delay: Duration,
+    /// Connection and request limits of both ports.
+    pub limits: ListenLimits,
     /// `[log]`.
     pub log: LogConfig,
     /// `[cache]`.
@@ -654,6 +738,11 @@ impl Config {
         let max_message_bytes = s
             .parsed(&mut r, "max_message_bytes", None, None, |v| parse_bounded(v, 4096, 4 * 1024 * 1024))
             .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        let max_check_request_bytes = s
+            .parsed(&mut r, "max_check_request_bytes", None, None, |v| {
+                parse_bounded(v, 4096, 4 * 1024 * 1024)
+            })
+            .unwrap_or(128 * 1024);
         let shutdown_grace = s
             .parsed(&mut r, "shutdown_grace", Some(ENV_SHUTDOWN_GRACE), None, parse_duration)
             .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
@@ -669,6 +758,10 @@ impl Config {
             s.parsed(&mut r, "watch_interval", None, None, parse_duration).unwrap_or(Duration::ZERO);
         if !watch_interval.is_zero() && watch_interval < Duration::from_millis(100) {
             r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
+        }
+        let limits = read_limits(&mut r, &mut s);
+        if limits.request_timeout < decision_deadline {
+            r.errors.push("server.request_timeout must not be shorter than server.decision_deadline".into());
         }
         s.finish(&mut r);
         if grpc_addr == http_addr && grpc_addr.port() != 0 {
@@ -763,11 +856,13 @@ impl Config {
                 http_addr,
                 max_token_bytes,
                 max_message_bytes,
+                max_check_request_bytes,
                 shutdown_grace,
                 drain_delay,
                 decision_deadline,
                 watch_interval,
                 source_files: r.files,
+                limits,
                 log: LogConfig { format, level },
                 cache,
                 signed_proxy,
@@ -794,10 +889,24 @@ impl Config {
         out.push_str(&format!("http_addr = {}\n", q(&self.http_addr.to_string())));
         out.push_str(&format!("max_token_bytes = {}\n", self.max_token_bytes));
         out.push_str(&format!("max_message_bytes = {}\n", self.max_message_bytes));
+        out.push_str(&format!("max_check_request_bytes = {}\n", self.max_check_request_bytes));
         out.push_str(&format!("shutdown_grace = {}\n", d(self.shutdown_grace)));
         out.push_str(&format!("drain_delay = {}\n", d(self.drain_delay)));
         out.push_str(&format!("decision_deadline = {}\n", d(self.decision_deadline)));
         out.push_str(&format!("watch_interval = {}\n", d(self.watch_interval)));
+        let l = &self.limits;
+        out.push_str(&format!(
+            "max_connections = {}\nmax_streams_per_connection = {}\nmax_in_flight = {}\n",
+            l.max_connections, l.max_streams_per_connection, l.max_in_flight
+        ));
+        out.push_str(&format!(
+            "request_timeout = {}\nhandshake_timeout = {}\nhttp_header_timeout = {}\nkeepalive_interval = {}\nkeepalive_timeout = {}\n",
+            d(l.request_timeout),
+            d(l.handshake_timeout),
+            d(l.http_header_timeout),
+            d(l.keepalive_interval),
+            d(l.keepalive_timeout)
+        ));
         out.push_str("\n[log]\n");
         let format = match self.log.format {
             LogFormat::Human => "human",

@@ -22,6 +22,7 @@
 //! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
 //! | [`exchange`], [`mint`] | Exchange policy; authgate's signing key ring, minted claims, JWKS |
 //! | [`pipeline`] | the transport-free request path and the decision log line |
+//! | [`listen`] | accept loop of both ports: connection caps, handshake deadline, accept backoff; the HTTP/1.1 server; the in-flight limit |
 //! | [`live`] | the [`live::Generation`] built from one config and swapped whole on reload |
 //! | [`edge`] | per-route policy for the edge adapters: `[edge]` defaults + route overrides |
 //! | [`ext_authz`] | Envoy ext_authz v3 `Check` adapter |
@@ -76,6 +77,7 @@ pub mod identity;
 pub mod jws;
 pub mod keys;
 pub mod keyset;
+pub mod listen;
 pub mod live;
 pub mod metrics;
 pub mod mint;

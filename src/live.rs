@@ -157,8 +157,10 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
     check("server.grpc_addr", current.grpc_addr == next.grpc_addr);
     check("server.http_addr", current.http_addr == next.http_addr);
     check("server.max_message_bytes", current.max_message_bytes == next.max_message_bytes);
+    check("server.max_check_request_bytes", current.max_check_request_bytes == next.max_check_request_bytes);
     check("server.shutdown_grace", current.shutdown_grace == next.shutdown_grace);
     check("server.drain_delay", current.drain_delay == next.drain_delay);
+    check("server limits (connections, streams, in-flight, timeouts)", current.limits == next.limits);
     check("log.format", current.log.format == next.log.format);
     check("log.level", current.log.level == next.log.level);
     let replay_entries = |c: &Config| c.signed_proxy.as_ref().map(|p| p.replay_cache_max_entries);

@@ -294,6 +294,7 @@ fn sighup_reloader(global: Global) -> Option<authgate::app::Reloader> {
 fn serve(config: Config, global: Global) -> ExitCode {
     // Flushes buffered log lines when serve returns.
     let _log_guard = authgate::telemetry::init(&config.log);
+    authgate::listen::raise_descriptor_limit(config.limits.max_connections);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

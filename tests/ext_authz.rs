@@ -357,3 +357,24 @@ async fn internal_deadline_exceeded_denies() {
         client.check(check_request(&[("authorization", &bearer)], false, &[])).await.unwrap().into_inner();
     assert_eq!(shape(&resp).1, 200);
 }
+
+/// A CheckRequest as large as Envoy sends by default (60 KiB of headers,
+/// one of them a 50 KiB bearer token) plus an 8 KiB body
+/// (`with_request_body`) is decoded and answered with an HTTP denial
+/// (`token_too_large`), never a gRPC error that would leave the decision to
+/// `failure_mode_allow` (before: OUT_OF_RANGE above 64 KiB).
+#[tokio::test]
+async fn envoy_sized_check_requests_get_a_decision() {
+    let server = TestServer::start(&standard_config()).await;
+    let mut client = AuthorizationClient::new(server.channel().await);
+    let bearer = format!("Bearer {}", "a".repeat(50 * 1024));
+    let padding = "p".repeat(9 * 1024);
+    let mut req = check_request(&[("authorization", &bearer), ("x-padding", &padding)], false, &[]);
+    if let Some(http) = req.attributes.as_mut().and_then(|a| a.request.as_mut()).and_then(|r| r.http.as_mut()) {
+        http.body = "b".repeat(8 * 1024);
+    }
+    let resp = client.check(req).await.expect("a decision, not a gRPC error").into_inner();
+    let (code, http, set, _) = shape(&resp);
+    assert_eq!((code, http), (16, 401), "{set:?}");
+    assert_eq!(set.get("x-authgate-reason").map(String::as_str), Some("token_too_large"));
+}

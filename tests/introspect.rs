@@ -212,13 +212,20 @@ async fn concurrent_identical_misses_make_one_upstream_call() {
     fake.set_mode(Mode::Normal { delay: Duration::from_millis(300) });
     let token = hosted_token(USER, 3600);
     let channel = server.channel().await;
+    // One call first: the client then knows the server's HTTP/2 settings
+    // (max_streams_per_connection) and queues what is above them, instead
+    // of racing the SETTINGS frame and meeting REFUSED_STREAM.
+    let mut warm = authgate::pb::auth_service_client::AuthServiceClient::new(channel.clone());
+    let _ = warm.verify(VerifyRequest { token: "warm.up.call".into(), ..Default::default() }).await;
     let calls = (0..200).map(|_| {
         let mut client = authgate::pb::auth_service_client::AuthServiceClient::new(channel.clone());
         let token = token.clone();
         tokio::spawn(async move { client.verify(VerifyRequest { token, ..Default::default() }).await })
     });
     let results = futures_join(calls.collect()).await;
-    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|r| r.is_ok())), "some calls failed");
+    let failed: Vec<_> =
+        results.iter().filter_map(|r| r.as_ref().ok().and_then(|r| r.as_ref().err())).take(3).collect();
+    assert!(failed.is_empty(), "some calls failed: {failed:?}");
     assert_eq!(fake.hits(), 1);
 }
 

@@ -324,6 +324,7 @@ pub async fn server_with_unreachable_identity() -> TestServer {
 pub struct Binary {
     pub child: std::process::Child,
     pub grpc: SocketAddr,
+    pub http: SocketAddr,
     /// Every stderr line so far is also kept in `seen`.
     lines: std::sync::mpsc::Receiver<String>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -331,8 +332,33 @@ pub struct Binary {
 
 impl Binary {
     pub fn start(config: &std::path::Path, env: &[(&str, &std::ffi::OsStr)]) -> Binary {
+        Self::start_with_fd_limit(config, env, None)
+    }
+
+    /// [`Binary::start`] with `RLIMIT_NOFILE` set to `nofile` (soft and
+    /// hard) in the child.
+    pub fn start_with_fd_limit(
+        config: &std::path::Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        nofile: Option<u64>,
+    ) -> Binary {
         use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+        if let Some(n) = nofile {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.arg("--config").arg(config).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
         for (k, v) in env {
             cmd.env(k, v);
@@ -351,21 +377,23 @@ impl Binary {
             }
         });
         // JSON lines, or the human format's `... serving grpc_addr=...`.
-        let grpc = loop {
+        let (grpc, http) = loop {
             let line = lines.recv_timeout(std::time::Duration::from_secs(20)).expect("server did not start");
+            let addr = |v: &Value, k: &str| v[k].as_str().unwrap().parse::<SocketAddr>().unwrap();
             match serde_json::from_str::<Value>(&line) {
-                Ok(v) if v["message"] == "serving" => {
-                    break v["grpc_addr"].as_str().unwrap().parse().unwrap();
-                }
+                Ok(v) if v["message"] == "serving" => break (addr(&v, "grpc_addr"), addr(&v, "http_addr")),
                 Ok(_) => {}
                 Err(_) if line.contains(" serving ") => {
-                    let addr = line.split_whitespace().find_map(|w| w.strip_prefix("grpc_addr="));
-                    break addr.expect("grpc_addr in the serving line").parse().unwrap();
+                    let field = |k: &str| {
+                        let addr = line.split_whitespace().find_map(|w| w.strip_prefix(k));
+                        addr.expect("addresses in the serving line").parse::<SocketAddr>().unwrap()
+                    };
+                    break (field("grpc_addr="), field("http_addr="));
                 }
                 Err(_) => {}
             }
         };
-        Binary { child, grpc, lines, seen }
+        Binary { child, grpc, http, lines, seen }
     }
 
     /// Waits (20 s at most) for a log line containing `needle`.
@@ -379,6 +407,28 @@ impl Binary {
                 return line;
             }
         }
+    }
+
+    /// Resident memory of the process, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    /// CPU time (user + system) the process has used, in clock ticks
+    /// (1/100 s on Linux).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the parenthesised name; utime and stime are the
+        // 14th and 15th of the whole line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
     /// Every log line so far.
