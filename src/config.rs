@@ -205,6 +205,10 @@ pub struct IdentitySettings {
     pub timeout: Duration,
     /// `max_concurrent_requests`: upstream calls in flight, default 32.
     pub max_concurrent_requests: usize,
+    /// `max_concurrent_per_client`: uncached checks one client (end-user
+    /// address, see `server.trusted_proxy_hops`) may have in flight,
+    /// default 8 or `max_concurrent_requests` if lower; then `client_busy`.
+    pub max_concurrent_per_client: usize,
     /// `queue_timeout`: wait for a free upstream slot, default 1s; then
     /// `upstream_busy`.
     pub queue_timeout: Duration,
@@ -643,6 +647,12 @@ pub struct Config {
     pub drain_delay: Duration,
     /// Connection and request limits of both ports.
     pub limits: ListenLimits,
+    /// `server.trusted_proxy_hops`: default 1 (0..=10). The end user's
+    /// address is the entry this many places from the right of
+    /// `X-Forwarded-For` (each trusted proxy appends its peer), so a prefix
+    /// the client wrote itself is never read; 0 ignores the header. It keys
+    /// the per-client limits and the decision log's `client`.
+    pub trusted_proxy_hops: usize,
     /// `[log]`.
     pub log: LogConfig,
     /// `[cache]`.
@@ -760,6 +770,8 @@ impl Config {
             r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
         }
         let limits = read_limits(&mut r, &mut s);
+        let trusted_proxy_hops =
+            s.parsed(&mut r, "trusted_proxy_hops", None, None, |v| parse_bounded(v, 0, 10)).unwrap_or(1);
         if limits.request_timeout < decision_deadline {
             r.errors.push("server.request_timeout must not be shorter than server.decision_deadline".into());
         }
@@ -863,6 +875,7 @@ impl Config {
                 watch_interval,
                 source_files: r.files,
                 limits,
+                trusted_proxy_hops,
                 log: LogConfig { format, level },
                 cache,
                 signed_proxy,
@@ -894,6 +907,7 @@ impl Config {
         out.push_str(&format!("drain_delay = {}\n", d(self.drain_delay)));
         out.push_str(&format!("decision_deadline = {}\n", d(self.decision_deadline)));
         out.push_str(&format!("watch_interval = {}\n", d(self.watch_interval)));
+        out.push_str(&format!("trusted_proxy_hops = {}\n", self.trusted_proxy_hops));
         let l = &self.limits;
         out.push_str(&format!(
             "max_connections = {}\nmax_streams_per_connection = {}\nmax_in_flight = {}\n",
@@ -1080,8 +1094,12 @@ impl Config {
                         out.push_str(&format!("{k} = {}\n", d(v)));
                     }
                     out.push_str(&format!(
-                        "max_concurrent_requests = {}\ncache_max_entries = {}\ncache_max_bytes = {}\nmax_response_bytes = {}\n",
-                        n.max_concurrent_requests, n.cache_max_entries, n.cache_max_bytes, n.max_response_bytes
+                        "max_concurrent_requests = {}\nmax_concurrent_per_client = {}\ncache_max_entries = {}\ncache_max_bytes = {}\nmax_response_bytes = {}\n",
+                        n.max_concurrent_requests,
+                        n.max_concurrent_per_client,
+                        n.cache_max_entries,
+                        n.cache_max_bytes,
+                        n.max_response_bytes
                     ));
                 }
             }
@@ -1738,6 +1756,11 @@ fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<Ide
     let negative_cache_ttl = seconds(r, s, "negative_cache_ttl", 10);
     let max_concurrent_requests =
         s.parsed(r, "max_concurrent_requests", None, None, |v| parse_bounded(v, 1, 10_000)).unwrap_or(32);
+    let per_client = s.parsed(r, "max_concurrent_per_client", None, None, |v| parse_bounded(v, 1, 10_000));
+    if per_client.is_some_and(|n| n > max_concurrent_requests) {
+        r.errors.push(format!("{}: max_concurrent_per_client is above max_concurrent_requests", s.label));
+    }
+    let max_concurrent_per_client = per_client.unwrap_or(8).min(max_concurrent_requests);
     let cache_max_entries = s
         .parsed(r, "cache_max_entries", None, None, |v| parse_bounded(v, 0, 10_000_000).map(|n| n as u64))
         .unwrap_or(10_000);
@@ -1767,6 +1790,7 @@ fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<Ide
         connect_timeout,
         timeout,
         max_concurrent_requests,
+        max_concurrent_per_client,
         queue_timeout,
         cache_ttl,
         negative_cache_ttl,

@@ -70,7 +70,7 @@ pub fn extract<'a>(
 
 /// Adds one received header to the request view the core reads (`headers`
 /// of [`extract`]): names lower-cased; repeated `cookie` headers joined with
-/// "; " (HTTP/2 splits them); a repeat with the same value dropped (Envoy may
+/// "; " (HTTP/2 splits them), repeated `x-forwarded-for` with ", "; a repeat with the same value dropped (Envoy may
 /// report a header in both `headers` and `header_map`); any other repeat
 /// kept under a second spelling of the name, so that [`from_headers`] sees
 /// two and refuses the ambiguity instead of picking one.
@@ -80,6 +80,11 @@ pub fn add_header(view: &mut HashMap<String, String>, name: &str, value: String)
         Some(existing) if *existing == value => {}
         Some(existing) if name == "cookie" => {
             existing.push_str("; ");
+            existing.push_str(&value);
+        }
+        // A list header: repeats are one list, in order (RFC 9110 §5.3).
+        Some(existing) if name == "x-forwarded-for" => {
+            existing.push_str(", ");
             existing.push_str(&value);
         }
         Some(_) => {

@@ -184,6 +184,21 @@ pub fn client_label(candidate: Option<&str>) -> String {
     candidate.map(|c| c.chars().take(MAX_CLIENT_CHARS).collect()).unwrap_or_default()
 }
 
+/// The end user's address: the entry `hops` places from the right of
+/// `X-Forwarded-For` (every trusted proxy appends the address it received
+/// the request from, so entries further left are the client's own text and
+/// never read), else `fallback` (Envoy's `attributes.source`, or the TCP
+/// peer). Bounded for logs; it keys the per-client limits.
+pub fn client_address(headers: &HashMap<String, String>, hops: usize, fallback: Option<&str>) -> String {
+    let forwarded = (hops > 0)
+        .then(|| headers.get("x-forwarded-for"))
+        .flatten()
+        .map(|list| list.split(',').map(str::trim).filter(|a| !a.is_empty()).collect::<Vec<_>>())
+        .filter(|entries| !entries.is_empty())
+        .map(|entries| entries[entries.len().saturating_sub(hops)]);
+    client_label(forwarded.or(fallback))
+}
+
 /// The HTTP form of a denial, shared by forward-auth and ext_authz: status,
 /// headers, JSON body.
 pub fn denial_parts(e: &AuthError) -> (u16, Vec<(&'static str, String)>, String) {
@@ -287,6 +302,31 @@ mod tests {
                 ext.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             let got = edge.route_from_extensions(&ext).map_err(|e| e.reason());
             assert_eq!(got, want, "{description}");
+        }
+    }
+
+    #[test]
+    fn client_addresses_are_read_from_the_right() {
+        type Case<'a> = (&'a str, Option<&'a str>, usize, Option<&'a str>, &'a str);
+        let cases: [Case; 7] = [
+            ("one proxy appended the client", Some("203.0.113.9"), 1, Some("10.0.0.2"), "203.0.113.9"),
+            (
+                "a client-written prefix is skipped",
+                Some("1.1.1.1, 2.2.2.2, 203.0.113.9"),
+                1,
+                None,
+                "203.0.113.9",
+            ),
+            ("two trusted proxies", Some("1.1.1.1, 203.0.113.9, 10.0.0.7"), 2, None, "203.0.113.9"),
+            ("fewer entries than hops: the leftmost", Some("203.0.113.9"), 3, None, "203.0.113.9"),
+            ("hops 0 ignores the header", Some("1.1.1.1"), 0, Some("10.0.0.2"), "10.0.0.2"),
+            ("no header: the fallback", None, 1, Some("10.0.0.2"), "10.0.0.2"),
+            ("nothing known", None, 1, None, ""),
+        ];
+        for (description, xff, hops, fallback, want) in cases {
+            let headers: HashMap<String, String> =
+                xff.map(|v| ("x-forwarded-for".to_string(), v.to_string())).into_iter().collect();
+            assert_eq!(client_address(&headers, hops, fallback), want, "{description}");
         }
     }
 

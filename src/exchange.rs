@@ -49,6 +49,8 @@ pub struct ExchangeInput<'a> {
     pub requested_ttl: Option<Duration>,
     /// Configured issuer of the subject token, or empty.
     pub issuer: &'a str,
+    /// The end user's address ([`crate::edge::client_address`]), or empty.
+    pub client: &'a str,
 }
 
 /// What to mint for an already verified identity.
@@ -150,7 +152,7 @@ impl Exchanger {
                 required_roles: &[],
                 issuer: input.issuer,
                 require_signed_proxy: false,
-                client: "",
+                client: input.client,
                 adapter: crate::metrics::Adapter::Exchange,
                 identity_in_headers: false,
             })

@@ -18,7 +18,7 @@
 //! denial (fail closed).
 
 use crate::edge::{
-    IdentityHeaders, RoutePolicy, client_label, denial_parts, identity_headers, strip_cookies,
+    IdentityHeaders, RoutePolicy, client_address, denial_parts, identity_headers, strip_cookies,
 };
 use crate::error::AuthError;
 use crate::exchange::MintRequest;
@@ -81,7 +81,8 @@ struct RequestView<'r> {
     /// `headers` and `header_map`, merged by [`crate::credential::add_header`].
     headers: HashMap<String, String>,
     context_extensions: &'r HashMap<String, String>,
-    client: String,
+    /// `attributes.source`: the downstream address as Envoy saw it.
+    source: Option<String>,
 }
 
 /// Headers authgate reads: a value that is not visible ASCII is refused
@@ -124,8 +125,7 @@ fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
             _ => None,
         })
         .filter(|a| !a.is_empty());
-    let client = client_label(source.as_deref().or(out.get("x-forwarded-for").map(String::as_str)));
-    Ok(RequestView { headers: out, context_extensions: &attributes.context_extensions, client })
+    Ok(RequestView { headers: out, context_extensions: &attributes.context_extensions, source })
 }
 
 fn denied(e: &AuthError) -> CheckResponse {
@@ -155,7 +155,13 @@ impl Authorization for ExtAuthz {
         let cx = crate::otel::server_span("envoy.service.auth.v3.Authorization/Check", |k| {
             view.headers.get(k).map(String::as_str)
         });
-        let decide = generation.decide_edge(&view.headers, &policy, &view.client).with_context(cx.clone());
+        // Envoy's source address is the end user (Envoy already applied its
+        // own xff_num_trusted_hops); the headers only when it is absent.
+        let client = match &view.source {
+            Some(source) => crate::edge::client_label(Some(source)),
+            None => client_address(&view.headers, generation.trusted_proxy_hops, None),
+        };
+        let decide = generation.decide_edge(&view.headers, &policy, &client).with_context(cx.clone());
         let decision = match tokio::time::timeout(generation.decision_deadline, decide).await {
             Ok(d) => d,
             // Fail closed: a slow decision is a denial, never an allow.

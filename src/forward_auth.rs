@@ -18,7 +18,7 @@
 //! `{"error", "reason"}` and `x-authgate-reason`. nginx's `auth_request`
 //! understands only 2xx, 401 and 403 and turns anything else into 500.
 
-use crate::edge::{IdentityHeaders, client_label, denial_parts, identity_headers};
+use crate::edge::{IdentityHeaders, client_address, denial_parts, identity_headers};
 use crate::error::AuthError;
 use crate::live::Live;
 use crate::pipeline::VerifyInput;
@@ -39,7 +39,12 @@ const READ_HEADERS: [&str; 6] =
     ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "x-real-ip", "forwarded"];
 
 /// Handles one forward-auth request.
-pub async fn handle(State(live): State<Arc<Live>>, uri: Uri, headers: HeaderMap) -> Response {
+pub async fn handle(
+    State(live): State<Arc<Live>>,
+    peer: Option<axum::Extension<crate::listen::Peer>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let generation = live.get();
     let policy = match route_name(&uri).and_then(|name| generation.edge.route(name)) {
         Ok(p) => p,
@@ -49,9 +54,8 @@ pub async fn handle(State(live): State<Arc<Live>>, uri: Uri, headers: HeaderMap)
         Ok(h) => h,
         Err(e) => return denial(&e),
     };
-    let client = client_label(
-        ["x-real-ip", "x-forwarded-for"].iter().find_map(|h| request_headers.get(*h)).map(String::as_str),
-    );
+    let peer = peer.map(|p| p.0.0.ip().to_string());
+    let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let input = VerifyInput {
         token: "",
         headers: &request_headers,

@@ -1,6 +1,7 @@
 //! `authgate.v1.AuthService` over tonic: translates protobuf to the core's
 //! inputs and back. Nothing is decided here.
 
+use crate::edge::client_address;
 use crate::error::AuthError;
 use crate::exchange::{ExchangeInput, JWT_TOKEN_TYPE};
 use crate::live::Live;
@@ -38,18 +39,21 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let cx = crate::otel::server_span("authgate.v1.AuthService/Verify", |k| {
             request.metadata().get(k).and_then(|v| v.to_str().ok())
         });
+        let peer = request.remote_addr().map(|a| a.ip().to_string());
         let req = request.into_inner();
+        let generation = self.live.get();
+        let client = client_address(&req.headers, generation.trusted_proxy_hops, peer.as_deref());
         let input = VerifyInput {
             token: &req.token,
             headers: &req.headers,
             required_roles: &req.required_roles,
             issuer: &req.issuer,
             require_signed_proxy: req.require_signed_proxy,
-            client: "",
+            client: &client,
             adapter: crate::metrics::Adapter::Verify,
             identity_in_headers: false,
         };
-        let result = self.live.get().core.verify(input).with_context(cx.clone()).await;
+        let result = generation.core.verify(input).with_context(cx.clone()).await;
         crate::otel::finish(
             &cx,
             result.as_ref().ok().map(|v| &*v.identity.issuer),
@@ -71,7 +75,9 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let cx = crate::otel::server_span("authgate.v1.AuthService/Exchange", |k| {
             request.metadata().get(k).and_then(|v| v.to_str().ok())
         });
+        let peer = request.remote_addr().map(|a| a.ip().to_string());
         let req = request.into_inner();
+        let client = client_address(&req.headers, generation.trusted_proxy_hops, peer.as_deref());
         let requested_ttl = match req.requested_ttl {
             None => None,
             Some(d) if d.seconds > 0 && d.nanos >= 0 => {
@@ -88,6 +94,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             actor_token: &req.actor_token,
             requested_ttl,
             issuer: &req.issuer,
+            client: &client,
         };
         let started = std::time::Instant::now();
         let result = exchanger.exchange(input).with_context(cx.clone()).await;

@@ -219,6 +219,11 @@ impl tonic::transport::server::Connected for Conn {
     }
 }
 
+/// The TCP peer of an HTTP request (a request extension): the proxy, for
+/// forward-auth; the fallback when no forwarded address is trusted.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// The HTTP port: HTTP/1.1 on every accepted connection, with
 /// `header_timeout` for reading each request's head (which also closes
 /// keep-alive connections idle that long), until `stop` resolves; then the
@@ -250,7 +255,9 @@ pub async fn serve_http(
                 None => break,
             },
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let peer = Peer(conn.peer());
+        let service =
+            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(peer)));
         let served = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(conn), service));
         tokio::spawn(async move {
             // A connection ending in an error (timeout, reset) is the

@@ -43,6 +43,8 @@ pub struct Generation {
     pub published: Option<Published>,
     /// `server.decision_deadline`.
     pub decision_deadline: Duration,
+    /// `server.trusted_proxy_hops`.
+    pub trusted_proxy_hops: usize,
 }
 
 impl Generation {
@@ -71,6 +73,7 @@ impl Generation {
             edge: config.edge.clone(),
             published,
             decision_deadline: config.decision_deadline,
+            trusted_proxy_hops: config.trusted_proxy_hops,
         })
     }
 }

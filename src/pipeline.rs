@@ -29,8 +29,9 @@ pub struct VerifyInput<'a> {
     pub issuer: &'a str,
     /// The caller requires a valid signed-proxy header in `headers`.
     pub require_signed_proxy: bool,
-    /// Who sent the request, as the edge proxy saw it (for the decision log
-    /// only; empty when unknown or not an edge request).
+    /// The end user's address ([`crate::edge::client_address`]; empty when
+    /// unknown): the decision log's `client`, and the key of per-client
+    /// limits.
     pub client: &'a str,
     /// The adapter the request came through (metrics label).
     pub adapter: crate::metrics::Adapter,
@@ -208,7 +209,7 @@ impl Authenticator {
             Some(jws) => jws,
             None => CompactJws::parse(token, self.max_token_bytes)?,
         };
-        let identity = verifier.verify(&jws).await?;
+        let identity = verifier.verify(&jws, input.client).await?;
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }

@@ -370,7 +370,8 @@ async fn envoy_sized_check_requests_get_a_decision() {
     let bearer = format!("Bearer {}", "a".repeat(50 * 1024));
     let padding = "p".repeat(9 * 1024);
     let mut req = check_request(&[("authorization", &bearer), ("x-padding", &padding)], false, &[]);
-    if let Some(http) = req.attributes.as_mut().and_then(|a| a.request.as_mut()).and_then(|r| r.http.as_mut()) {
+    if let Some(http) = req.attributes.as_mut().and_then(|a| a.request.as_mut()).and_then(|r| r.http.as_mut())
+    {
         http.body = "b".repeat(8 * 1024);
     }
     let resp = client.check(req).await.expect("a decision, not a gRPC error").into_inner();

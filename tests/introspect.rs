@@ -286,13 +286,27 @@ async fn cached_identities_die_with_the_token_and_the_positive_ttl() {
 async fn upstream_concurrency_is_bounded() {
     let (fake, server) = setup("max_concurrent_requests = 1\nqueue_timeout = \"100ms\"").await;
     fake.set_mode(Mode::Normal { delay: Duration::from_millis(350) });
+    // Two users at two addresses: each within its own share, so the
+    // shared slots are what refuses the second.
+    let from = |addr: &str| [("x-forwarded-for".to_string(), addr.to_string())].into();
     let a = tokio::spawn({
         let mut c = server.client().await;
         let token = hosted_token(USER, 3601);
-        async move { c.verify(VerifyRequest { token, ..Default::default() }).await }
+        let headers = from("192.0.2.1");
+        async move { c.verify(VerifyRequest { token, headers, ..Default::default() }).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let b = verify(&server, hosted_token(USER, 3602)).await.map(|_| ());
+    let b = server
+        .client()
+        .await
+        .verify(VerifyRequest {
+            token: hosted_token(USER, 3602),
+            headers: from("192.0.2.2"),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| (s.code(), s.get_details_error_info().map(|i| i.reason).unwrap_or_default()));
     assert_eq!(b, Err((Code::Unavailable, "upstream_busy".into())));
     assert!(a.await.unwrap().is_ok());
     assert_eq!(fake.hits(), 1);
@@ -327,4 +341,49 @@ fn config_rules_for_hosted_identity() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A flood of distinct, well-formed forged tokens from one client (each
+/// passes the local precheck and needs GoTrue) takes at most that client's
+/// share of the upstream slots: the flood is refused `client_busy` beyond
+/// it, whatever `X-Forwarded-For` prefix it writes, and a legitimate user
+/// from another address is verified meanwhile (before: `upstream_busy`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_upstream_slot() {
+    let (fake, server) =
+        setup("max_concurrent_requests = 4\nmax_concurrent_per_client = 2\nqueue_timeout = \"300ms\"").await;
+    fake.set_mode(Mode::Normal { delay: Duration::from_millis(400) });
+    let forged = |i: usize| {
+        gotrue_token(&json!({"exp": now() + 600, "sub": format!("forged-{i}")}), "not-the-hosted-secret-0123")
+    };
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let (addr, token) = (server.http, forged(i));
+            tokio::spawn(async move {
+                // A client-written prefix must not buy a fresh share.
+                let xff = format!("198.51.100.{i}, 203.0.113.66");
+                let bearer = format!("Bearer {token}");
+                let (status, head, _) =
+                    get(addr, "/forward-auth", &[("authorization", &bearer), ("x-forwarded-for", &xff)])
+                        .await;
+                (status, head.lines().find_map(|l| l.strip_prefix("x-authgate-reason: ")).map(str::to_owned))
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let bearer = format!("Bearer {}", hosted_token(USER, 600));
+    let (status, head, _) =
+        get(server.http, "/forward-auth", &[("authorization", &bearer), ("x-forwarded-for", "192.0.2.10")])
+            .await;
+    assert_eq!(status, 200, "the legitimate user during the flood: {head}");
+    let mut reasons = std::collections::BTreeMap::<String, usize>::new();
+    for f in flood {
+        let (_, reason) = f.await.unwrap();
+        *reasons.entry(reason.unwrap_or_default()).or_default() += 1;
+    }
+    assert!(reasons.get("client_busy").is_some_and(|n| *n >= 30), "{reasons:?}");
+    assert!(!reasons.contains_key("upstream_busy"), "the flood exhausted the shared slots: {reasons:?}");
+    assert!(fake.hits() <= 12, "the flood reached GoTrue {} times", fake.hits());
+    let (status, head, _) = get(server.http, "/forward-auth", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{head}");
 }

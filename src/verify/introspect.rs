@@ -61,7 +61,50 @@ pub struct IdentityVerifier {
     positive: moka::future::Cache<[u8; 32], Positive>,
     negative: Option<moka::future::Cache<[u8; 32], AuthError>>,
     slots: tokio::sync::Semaphore,
+    clients: ClientShares,
     metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Upstream calls in flight per client, so that one source (a flood of
+/// forged, well-formed tokens) cannot take every upstream slot. Entries
+/// exist only while a client has a call in flight, so the map is bounded by
+/// `max_concurrent_requests` plus the calls queued for a slot.
+struct ClientShares {
+    per_client: usize,
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl ClientShares {
+    /// Counts a call for `client`; `None` when it already has its share.
+    /// An unknown client (empty) is one client: callers that pass no
+    /// address share one share.
+    fn enter(&self, client: &str) -> Option<ClientShare<'_>> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(client.to_owned()).or_insert(0);
+        if *n >= self.per_client {
+            return None;
+        }
+        *n += 1;
+        Some(ClientShare { shares: self, client: client.to_owned() })
+    }
+}
+
+/// One counted call; uncounted on drop.
+struct ClientShare<'s> {
+    shares: &'s ClientShares,
+    client: String,
+}
+
+impl Drop for ClientShare<'_> {
+    fn drop(&mut self) {
+        let mut map = self.shares.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl IdentityVerifier {
@@ -102,6 +145,10 @@ impl IdentityVerifier {
             positive,
             negative,
             slots: tokio::sync::Semaphore::new(settings.max_concurrent_requests),
+            clients: ClientShares {
+                per_client: settings.max_concurrent_per_client,
+                in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
+            },
             metrics,
         }
     }
@@ -127,7 +174,7 @@ impl IdentityVerifier {
         Ok((exp, sub))
     }
 
-    async fn check(&self, jws: &CompactJws<'_>) -> Result<Arc<Identity>, AuthError> {
+    async fn check(&self, jws: &CompactJws<'_>, client: &str) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
         let token = jws.compact();
         let key = crate::cache::key(&self.name, 0, token);
@@ -150,7 +197,7 @@ impl IdentityVerifier {
         let fetched = self
             .positive
             .try_get_with(key, async {
-                let identity = Arc::new(self.introspect(token, exp, &sub).await?);
+                let identity = Arc::new(self.introspect(token, exp, &sub, client).await?);
                 let remaining = exp.saturating_sub(unix_now()).max(1) as u64;
                 Ok::<_, AuthError>(Positive {
                     identity,
@@ -172,8 +219,19 @@ impl IdentityVerifier {
         }
     }
 
-    /// One upstream call, within the concurrency limit.
-    async fn introspect(&self, token: &str, exp: i64, sub: &str) -> Result<Identity, AuthError> {
+    /// One upstream call, within the client's share and the concurrency
+    /// limit (whose queue is first come, first served).
+    async fn introspect(
+        &self,
+        token: &str,
+        exp: i64,
+        sub: &str,
+        client: &str,
+    ) -> Result<Identity, AuthError> {
+        let _share = self.clients.enter(client).ok_or_else(|| {
+            self.metrics.protection("client_busy");
+            AuthError::ClientBusy
+        })?;
         let _slot = tokio::time::timeout(self.settings.queue_timeout, self.slots.acquire())
             .await
             .map_err(|_| AuthError::UpstreamBusy)?
@@ -315,7 +373,7 @@ impl Verifier for IdentityVerifier {
         true
     }
 
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a> {
-        Box::pin(self.check(jws))
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: &'a str) -> VerifyFuture<'a> {
+        Box::pin(self.check(jws, client))
     }
 }

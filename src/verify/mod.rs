@@ -57,8 +57,10 @@ pub trait Verifier: Send + Sync {
     }
     /// Sets this issuer's state gauges (key sets, caches) before a scrape.
     fn report(&self, _metrics: &crate::metrics::Metrics) {}
-    /// Verifies the token completely and builds the identity.
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>) -> VerifyFuture<'a>;
+    /// Verifies the token completely and builds the identity. `client` is
+    /// the end user's address (empty when unknown), for verifiers that
+    /// spend a shared resource per request (remote introspection).
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: &'a str) -> VerifyFuture<'a>;
 }
 
 /// The configured issuers, built once from config; immutable afterwards.
