@@ -540,7 +540,7 @@ impl Default for EdgeConfig {
 /// time. Worst-case memory is stated in the README's Security model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenLimits {
-    /// `max_connections`: default 512, per port (1..=65536). At the cap,
+    /// `max_connections`: default 256, per port (1..=65536). At the cap,
     /// new connections wait in the kernel backlog.
     pub max_connections: usize,
     /// `max_streams_per_connection`: default 100 (1..=1024): HTTP/2
@@ -572,7 +572,7 @@ pub struct ListenLimits {
 impl Default for ListenLimits {
     fn default() -> Self {
         Self {
-            max_connections: 512,
+            max_connections: 256,
             max_streams_per_connection: 100,
             max_in_flight: 128,
             request_timeout: Duration::from_secs(15),
