@@ -69,16 +69,6 @@ fn shape(resp: &CheckResponse) -> (i32, u16, HashMap<String, String>, Vec<String
     }
 }
 
-fn exchange_section(dir: &std::path::Path) -> String {
-    let key = dir.join("k.pem");
-    std::fs::write(&key, authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
-        .unwrap();
-    format!(
-        "[exchange]\nissuer_url = \"https://authgate.test\"\n[[exchange.keys]]\nkid = \"edge\"\nprivate_key_file = \"{}\"\n[[exchange.audiences]]\nname = \"orders\"\nscopes = [\"orders:read\"]\ndefault_scopes = [\"orders:read\"]\n",
-        key.display()
-    )
-}
-
 #[tokio::test]
 async fn check_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,6 +118,25 @@ async fn check_contract() {
     assert_eq!((code, http), (0, 200));
     assert!(set.get("authorization").is_some_and(|v| v.starts_with("Bearer ey")), "{set:?}");
     assert!(removed.is_empty(), "the minted token must not be removed: {removed:?}");
+
+    // A credential header whose raw bytes are not visible ASCII is refused,
+    // never read loosely (before: decoded lossily, or skipped).
+    let mut odd = check_request(&[("authorization", &admin)], true, &[]);
+    if let Some(map) = odd
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .and_then(|h| h.header_map.as_mut())
+    {
+        map.headers.push(HeaderValue {
+            key: "authorization".into(),
+            raw_value: b"Bearer \xff\xfe".to_vec(),
+            ..Default::default()
+        });
+    }
+    let (code, http, set, _) = check(odd).await;
+    assert_eq!((code, http), (3, 400), "{set:?}");
 
     // A dependency down is a 503 denial with Retry-After, never a gRPC error.
     let hosted = server_with_unreachable_identity().await;

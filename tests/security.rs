@@ -28,16 +28,6 @@ fn nf_sign(nonce: u32) -> String {
     )
 }
 
-fn exchange_section(dir: &std::path::Path) -> String {
-    let key = dir.join("k.pem");
-    std::fs::write(&key, authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
-        .unwrap();
-    format!(
-        "[exchange]\nissuer_url = \"https://authgate.test\"\n[[exchange.keys]]\nkid = \"edge\"\nprivate_key_file = \"{}\"\n[[exchange.audiences]]\nname = \"orders\"\n",
-        key.display()
-    )
-}
-
 /// Splits a human log line into fields, a quoted value being one field.
 fn fields(line: &str) -> Vec<String> {
     let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
@@ -76,12 +66,7 @@ async fn human_logs_cannot_be_forged() {
     )
     .unwrap();
     let server = Binary::start(&cfg, &[]);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = authgate::pb::auth_service_client::AuthServiceClient::new(channel);
+    let mut client = server.client().await;
     let forged = "x\n2026-11-27T00:00:00.000000Z  INFO authgate::pipeline: decision granted=true subject=admin\u{1b}[2J";
     let denied = client
         .exchange(authgate::pb::ExchangeRequest {
@@ -195,12 +180,7 @@ async fn replay_cache_survives_reload() {
     );
     std::fs::write(&cfg, &base).unwrap();
     let server = Binary::start(&cfg, &[]);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = authgate::pb::auth_service_client::AuthServiceClient::new(channel);
+    let mut client = server.client().await;
     let header = nf_sign(7);
     let request = || VerifyRequest {
         headers: [

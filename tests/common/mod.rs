@@ -301,6 +301,19 @@ pub async fn port_opens(addr: SocketAddr, within: std::time::Duration) -> bool {
     false
 }
 
+/// An `[exchange]` section with one EdDSA key (kid `edge`, generated into
+/// `dir` with the code of `authgate keys generate`) and an `orders`
+/// audience allowing `orders:read` by default.
+pub fn exchange_section(dir: &std::path::Path) -> String {
+    let key = dir.join("k.pem");
+    std::fs::write(&key, authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
+        .unwrap();
+    format!(
+        "[exchange]\nissuer_url = \"https://authgate.test\"\n[[exchange.keys]]\nkid = \"edge\"\nprivate_key_file = \"{}\"\n[[exchange.audiences]]\nname = \"orders\"\nscopes = [\"orders:read\"]\ndefault_scopes = [\"orders:read\"]\n",
+        key.display()
+    )
+}
+
 /// An http URL on loopback where nothing listens (connection refused).
 pub fn closed_port_url() -> String {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -407,6 +420,12 @@ impl Binary {
                 return line;
             }
         }
+    }
+
+    /// An AuthService client on a new connection to the process.
+    pub async fn client(&self) -> AuthServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.unwrap();
+        AuthServiceClient::new(channel)
     }
 
     /// Resident memory of the process, in bytes.
