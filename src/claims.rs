@@ -59,87 +59,10 @@ pub struct Claims(Map<String, Value>);
 /// `Timestamp`; they are a malformed token.
 pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
-/// Parses a JSON object, refusing a repeated member name at any depth.
-/// serde_json keeps the last of two equal names; another reader may keep
-/// the first, so a token with `iss` twice could be routed by one value and
-/// accepted by another. Every JOSE header and claims set goes through here.
-pub fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, AuthError> {
-    match serde_json::from_slice::<StrictValue>(bytes) {
-        Ok(StrictValue(Value::Object(m))) => Ok(m),
-        Ok(_) => Err(AuthError::MalformedToken("not a JSON object")),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => {
-            Err(AuthError::MalformedToken("a member name appears twice"))
-        }
-        Err(_) => Err(AuthError::MalformedToken("not a JSON object")),
-    }
-}
-
-const DUPLICATE: &str = "duplicate member";
-
-/// A JSON value whose objects have no repeated member names.
-struct StrictValue(Value);
-
-impl<'de> serde::Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            items.push(v);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value()?;
-            if out.insert(key, v).is_some() {
-                return Err(serde::de::Error::custom(DUPLICATE));
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
 impl Claims {
     /// Parses a payload; it must be a JSON object without repeated names.
     pub fn from_slice(payload: &[u8]) -> Result<Self, AuthError> {
-        strict_object(payload).map(Self)
+        crate::jws::strict_object(payload).map(Self)
     }
 
     /// True when the claim is present (with any value but null).

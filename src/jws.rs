@@ -28,8 +28,8 @@ pub struct JoseHeader {
 impl JoseHeader {
     /// Reads a decoded header.
     pub fn from_slice(json: &[u8]) -> Result<Self, AuthError> {
-        let mut header = crate::claims::strict_object(json)
-            .map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
+        let mut header =
+            strict_object(json).map_err(|_| AuthError::MalformedToken("header is not a JOSE header"))?;
         if header.contains_key("crit") {
             return Err(AuthError::MalformedToken("critical header extensions are not supported"));
         }
@@ -119,11 +119,88 @@ impl<'a> CompactJws<'a> {
     /// malformed here already: what routes a token must be what its
     /// verifier will read.
     pub fn peek_issuer_unverified(&self) -> Result<Option<String>, AuthError> {
-        let mut claims = crate::claims::strict_object(&self.payload_bytes()?)?;
+        let mut claims = strict_object(&self.payload_bytes()?)?;
         Ok(match claims.remove("iss") {
             Some(serde_json::Value::String(iss)) => Some(iss),
             _ => None,
         })
+    }
+}
+
+/// Parses a JSON object, refusing a repeated member name at any depth.
+/// serde_json keeps the last of two equal names; another reader may keep
+/// the first, so a token with `iss` twice could be routed by one value and
+/// accepted by another. Every JOSE header and claims set goes through here.
+pub fn strict_object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, AuthError> {
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(serde_json::Value::Object(m))) => Ok(m),
+        Ok(_) => Err(AuthError::MalformedToken("not a JSON object")),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => {
+            Err(AuthError::MalformedToken("a member name appears twice"))
+        }
+        Err(_) => Err(AuthError::MalformedToken("not a JSON object")),
+    }
+}
+
+const DUPLICATE: &str = "duplicate member";
+
+/// A JSON value whose objects have no repeated member names.
+struct StrictValue(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.insert(key, v).is_some() {
+                return Err(serde::de::Error::custom(DUPLICATE));
+            }
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 

@@ -17,7 +17,7 @@
 //! The HTTP port is served here too (HTTP/1.1 with a header-read timeout
 //! that also bounds idle keep-alive); the gRPC port hands [`Conn`]s to
 //! tonic, whose own settings (streams per connection, windows, keepalive,
-//! request timeout) are set in [`crate::app`], and whose requests pass
+//! request timeout) are set where the server is built, and whose requests pass
 //! [`InFlightLayer`], the process-wide limit on requests being decoded or
 //! decided.
 
