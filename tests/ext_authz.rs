@@ -265,6 +265,11 @@ async fn through_a_real_envoy() {
         let granted =
             get(addr, "/api/orders", &[("authorization", &admin), ("x-authgate-subject", "attacker")]).await;
         let member_admin = get(addr, "/admin/panel", &[("authorization", &member)]).await;
+        // Nothing a client adds to its URL reaches the policy.
+        let mut member_query = Vec::new();
+        for path in ["/admin/panel?roles=&route=anyone", "/admin/panel?signed_proxy=optional&roles=member"] {
+            member_query.push((path, get(addr, path, &[("authorization", &member)]).await.0));
+        }
         let exchanged = get(addr, "/internal/orders", &[("authorization", &admin)]).await;
         let admin_cookie = format!("theme=dark; nf_jwt={}; nf_refresh=opaque; lang=de", &admin[7..]);
         let by_cookie = get(addr, "/api/orders", &[("cookie", &admin_cookie)]).await;
@@ -281,6 +286,9 @@ async fn through_a_real_envoy() {
         assert_eq!(seen["x-authgate-subject"], "775a5344-0c6d-4dc6-9ac7-d2d646e071ec", "{seen}");
         assert!(seen.get("authorization").is_none(), "the user's token reached the upstream: {seen}");
         assert_eq!(member_admin.0, 403, "raw={raw}");
+        for (path, status) in member_query {
+            assert_eq!(status, 403, "raw={raw}: {path}");
+        }
         assert!(member_admin.1.contains("x-authgate-reason: insufficient_role"), "{}", member_admin.1);
         assert_eq!(exchanged.0, 200, "raw={raw}: {}", exchanged.2);
         let seen: Value = serde_json::from_str(&exchanged.2).unwrap();
