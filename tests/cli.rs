@@ -7,8 +7,8 @@ use common::*;
 use std::process::Command;
 
 fn authgate(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_authgate"));
-    c.current_dir(dir).env_remove("AUTHGATE_CONFIG").env_remove("AUTHGATE_DEV_SECRET");
+    let mut c = authgate_command();
+    c.current_dir(dir);
     c
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::repo_root;
+use common::{authgate_command, repo_root};
 use std::process::Command;
 
 #[test]
@@ -14,7 +14,7 @@ fn example_config_is_valid() {
     let functions = dir.path().join("f");
     std::fs::write(&netlify, "netlify-jwt-secret-0123456789\n").unwrap();
     std::fs::write(&functions, "functions-secret-0123456789\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+    let out = authgate_command()
         .args(["check-config", "--config"])
         .arg(repo_root().join("deploy/authgate.example.toml"))
         .env("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", &netlify)
@@ -92,11 +92,7 @@ fn configmap_config_is_valid() {
     .unwrap();
     let cfg = dir.path().join("authgate.toml");
     std::fs::write(&cfg, toml.replace("/var/run/secrets/authgate", secrets.to_str().unwrap())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = authgate_command().args(["check-config", "--config"]).arg(&cfg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

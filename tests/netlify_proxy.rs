@@ -38,7 +38,9 @@ fn run_netlify_scenario(good: &str, forged_user: &str, forged_sign: &str) -> tem
         .unwrap_or_else(|| root.join(".venv/bin/python"));
     assert!(python.exists(), "{} not found: run scripts/test.sh", python.display());
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new("timeout")
+    let mut command = Command::new("timeout");
+    hermetic(&mut command);
+    let status = command
         .args(["200", "unshare", "-rn", "bash"])
         .arg(root.join("tests/netlify/run.sh"))
         .env("AUTHGATE_BIN", env!("CARGO_BIN_EXE_authgate"))

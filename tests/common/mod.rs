@@ -179,6 +179,26 @@ pub fn raw_token(header: &str, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
+/// The `authgate` binary as a command that inherits none of the
+/// developer's `AUTHGATE_*`, `OTEL_*` or `RUST_LOG` variables: what a test
+/// means to set, it sets itself.
+pub fn authgate_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+    hermetic(&mut cmd);
+    cmd
+}
+
+/// Removes the developer's `AUTHGATE_*`, `OTEL_*` and `RUST_LOG` from what
+/// `cmd` (and every process it starts) inherits.
+pub fn hermetic(cmd: &mut std::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        let n = name.to_string_lossy();
+        if n.starts_with("AUTHGATE_") || n.starts_with("OTEL_") || n == "RUST_LOG" {
+            cmd.env_remove(&name);
+        }
+    }
+}
+
 /// Path of the repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -357,7 +377,7 @@ impl Binary {
     ) -> Binary {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"));
+        let mut cmd = authgate_command();
         if let Some(n) = nofile {
             // SAFETY: setrlimit is async-signal-safe; nothing else runs
             // between fork and exec.
@@ -372,7 +392,7 @@ impl Binary {
                 });
             }
         }
-        cmd.arg("--config").arg(config).env_remove("RUST_LOG").env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        cmd.arg("--config").arg(config);
         for (k, v) in env {
             cmd.env(k, v);
         }
