@@ -283,6 +283,15 @@ impl MintAlg {
             _ => Err("must be EdDSA, ES256 or RS256".into()),
         }
     }
+
+    /// Parses a name typed on the command line, in any case (`es256`).
+    /// The config file keeps JOSE's exact spelling.
+    pub fn from_flag(v: &str) -> Result<Self, String> {
+        [Self::EdDSA, Self::ES256, Self::RS256]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(v))
+            .ok_or_else(|| format!("unknown --alg {v}: use EdDSA, ES256 or RS256"))
+    }
 }
 
 /// Where a signing key is in its life.

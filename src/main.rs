@@ -145,12 +145,10 @@ fn load_config(global: &Global) -> Result<Config, authgate::config::ConfigErrors
 }
 
 fn generate_key(alg: &str) -> ExitCode {
-    let alg = match alg {
-        "EdDSA" => authgate::config::MintAlg::EdDSA,
-        "ES256" => authgate::config::MintAlg::ES256,
-        "RS256" => authgate::config::MintAlg::RS256,
-        other => {
-            eprintln!("unknown --alg {other}: use EdDSA, ES256 or RS256");
+    let alg = match authgate::config::MintAlg::from_flag(alg) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
             return ExitCode::from(2);
         }
     };

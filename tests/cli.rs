@@ -175,3 +175,20 @@ fn verify_and_jwks_subcommands() {
     assert_eq!((key["kty"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("EdDSA")), "{jwks}");
     assert!(key.get("d").is_none(), "private member printed: {jwks}");
 }
+
+/// `keys generate --alg` takes the algorithm in any case; an unknown one is
+/// a usage error (exit 2).
+#[test]
+fn keys_generate_takes_the_algorithm_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    for (alg, ok) in [("es256", true), ("EdDSA", true), ("rs256", true), ("HS256", false), ("es512", false)] {
+        let out = authgate(dir.path()).args(["keys", "generate", "--alg", alg]).output().unwrap();
+        let pem = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.success(), ok, "{alg}: {}", String::from_utf8_lossy(&out.stderr));
+        if ok {
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{alg}: {pem}");
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{alg}");
+        }
+    }
+}
