@@ -1,5 +1,5 @@
 //! The request path, transport-free: credential → issuer → verifier →
-//! identity → decision. Adapters (gRPC, later ext_authz and HTTP) build a
+//! identity → decision. Adapters (gRPC, ext_authz, forward-auth) build a
 //! [`VerifyInput`] and translate the result; they decide nothing.
 
 use crate::cache::{self, IdentityCache};
