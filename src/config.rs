@@ -803,9 +803,7 @@ impl Config {
             })
             .unwrap_or(LogFormat::Human);
         let level = l
-            .parsed(&mut r, "level", Some(ENV_LOG_LEVEL), None, |v| {
-                tracing_subscriber::EnvFilter::try_new(v).map(|_| v.to_string()).map_err(|e| e.to_string())
-            })
+            .parsed(&mut r, "level", Some(ENV_LOG_LEVEL), None, parse_log_filter)
             .unwrap_or_else(|| "info".to_string());
         l.finish(&mut r);
 
@@ -1127,6 +1125,22 @@ impl Config {
         }
         out
     }
+}
+
+/// A log filter: comma-separated directives, each a level (`trace`,
+/// `debug`, `info`, `warn`, `error`, `off`) or `target=level`. A bare word
+/// that is no level (`verbose`) would be read by tracing as a target name
+/// and silence every other log line, so it is an error.
+fn parse_log_filter(v: &str) -> Result<String, String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in v.split(',').map(str::trim) {
+        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "`{directive}` is not a level (trace, debug, info, warn, error, off) or a `target=level` directive"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(v).map(|_| v.to_string()).map_err(|e| e.to_string())
 }
 
 fn parse_addr(v: &str) -> Result<SocketAddr, String> {
@@ -2321,6 +2335,22 @@ mod tests {
         .unwrap();
         let admin = &routed.edge.routes["admin"];
         assert_eq!((admin.roles.as_slice(), admin.issuer.as_str()), (&["admin".to_string()][..], "a"));
+    }
+
+    #[test]
+    fn log_filters() {
+        for (description, level, ok) in [
+            ("a level", "debug", true),
+            ("a level in capitals", "WARN", true),
+            ("directives", "warn,authgate::app=info", true),
+            ("a word that is no level", "verbose", false),
+            ("a misspelt level among directives", "warn,inf", false),
+        ] {
+            let got = load(&format!("[log]\nlevel = \"{level}\"\n{GOOD}"), &[]);
+            assert_eq!(got.is_ok(), ok, "{description}: {got:?}");
+        }
+        let env = load(GOOD, &[("AUTHGATE_LOG_LEVEL", "verbose")]).unwrap_err().to_string();
+        assert!(env.contains("AUTHGATE_LOG_LEVEL") && env.contains("`verbose` is not a level"), "{env}");
     }
 
     #[test]
