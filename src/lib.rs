@@ -30,6 +30,7 @@
 //! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, `/metrics`, JWKS and discovery over axum |
 //! | [`app`] | wiring, health and readiness, reloads, graceful shutdown: [`app::run_with_reload`] |
 //! | [`metrics`], [`otel`] | Prometheus metrics with bounded labels; OpenTelemetry spans over OTLP |
+//! | [`cli`] | the command line (`serve`, `check-config`, `token`, `verify`, `jwks`, `keys generate`); `main.rs` only parses it |
 //! | [`gotrue_token`] | mints GoTrue-shaped tokens for `authgate token` |
 //! | [`telemetry`] | log setup |
 //!
@@ -63,6 +64,7 @@
 pub mod app;
 pub mod cache;
 pub mod claims;
+pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod edge;
