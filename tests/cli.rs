@@ -192,3 +192,53 @@ fn keys_generate_takes_the_algorithm_in_any_case() {
         }
     }
 }
+
+/// check-config on the broken inputs a new user writes: each error names
+/// its file:line:column (or the variable), the key, what was expected, and
+/// a suggestion for a typo.
+#[test]
+fn config_errors_say_where_and_what() {
+    let dir = tempfile::tempdir().unwrap();
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (
+            "typo, wrong type, bad URL",
+            "[server]\ngrpc_adr = \"127.0.0.1:1\"\n\n[cache]\nmax_entries = true\n\n[[issuers]]\nname = \"hosted\"\nkind = \"netlify_identity\"\nsite_url = \"htps://example.netlify.app\"\n",
+            &[],
+            &[
+                "c.toml:2:1: unknown key `server.grpc_adr` (did you mean `grpc_addr`?)",
+                "c.toml:5:1: cache.max_entries has the wrong type: expected a string or a number, found boolean",
+                "c.toml:10:1: issuers[0] (hosted).site_url: must be an https URL",
+                "(3 error(s))",
+            ],
+        ),
+        (
+            "unterminated string",
+            "[server]\ngrpc_addr = \"127.0.0.1:1\n",
+            &[],
+            &["c.toml:2:25: invalid basic string", "(1 error(s))"],
+        ),
+        (
+            "a log level that is no level, from the environment",
+            "[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n",
+            &[("AUTHGATE_LOG_LEVEL", "verbose")],
+            &["log.level (from AUTHGATE_LOG_LEVEL): `verbose` is not a level"],
+        ),
+    ];
+    for (description, toml, env, needles) in cases {
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, toml).unwrap();
+        let out = authgate(dir.path())
+            .arg("check-config")
+            .arg("--config")
+            .arg(&cfg)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{description}: {stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{description}: missing {needle:?} in\n{stderr}");
+        }
+    }
+}

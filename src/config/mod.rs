@@ -6,6 +6,8 @@
 //! Precedence, highest first: command-line flag, environment variable, file,
 //! default.
 
+mod source;
+
 use crate::claims::ClaimPath;
 use crate::keys::Secret;
 use std::collections::BTreeSet;
@@ -716,12 +718,18 @@ impl Config {
         let path = inputs.config_path.clone().or_else(|| (inputs.env)(ENV_CONFIG).map(PathBuf::from));
         let mut r = Reader { errors: Vec::new(), env: inputs.env, files: Vec::new() };
         r.files.extend(path.clone());
+        let mut locations = None;
         let (root, mode) = match &path {
             Some(p) => match std::fs::read_to_string(p) {
                 Ok(text) => match text.parse::<Table>() {
-                    Ok(t) => (t, Mode::File(p.clone())),
+                    Ok(t) => {
+                        locations = Some(source::KeyLocations::new(p, &text));
+                        (t, Mode::File(p.clone()))
+                    }
                     Err(e) => {
-                        return Err(ConfigErrors(vec![format!("{}: {}", p.display(), e.message())]));
+                        let at =
+                            source::KeyLocations::new(p, &text).position(e.span().map_or(0, |s| s.start));
+                        return Err(ConfigErrors(vec![format!("{at}: {}", e.message().trim_end())]));
                     }
                 },
                 Err(e) => {
@@ -892,7 +900,11 @@ impl Config {
                 issuers,
             })
         } else {
-            Err(ConfigErrors(r.errors))
+            let errors = match &locations {
+                Some(l) => r.errors.into_iter().map(|e| l.locate(e)).collect(),
+                None => r.errors,
+            };
+            Err(ConfigErrors(errors))
         }
     }
 
@@ -1802,7 +1814,11 @@ fn read_identity_settings(r: &mut Reader<'_>, s: &mut Section<'_>) -> Option<Ide
             return None;
         }
         (None, None) => {
-            r.errors.push(format!("{}: netlify_identity needs site_url (or identity_url)", s.label));
+            // A URL that was given but refused has its own error already.
+            let given = s.table.is_some_and(|t| t.contains_key("site_url") || t.contains_key("identity_url"));
+            if !given {
+                r.errors.push(format!("{}: netlify_identity needs site_url (or identity_url)", s.label));
+            }
             return None;
         }
         (Some((url, _)), None) => format!("{}/.netlify/identity", url.trim_end_matches('/')),
@@ -2066,8 +2082,11 @@ impl<'t> Section<'t> {
                 Some(Value::String(s)) => (full, s.clone()),
                 Some(Value::Integer(i)) => (full, i.to_string()),
                 Some(Value::Float(f)) => (full, f.to_string()),
-                Some(_) => {
-                    r.errors.push(format!("{full} must be a string"));
+                Some(other) => {
+                    r.errors.push(format!(
+                        "{full} has the wrong type: expected a string or a number, found {}",
+                        other.type_str()
+                    ));
                     return None;
                 }
             }
@@ -2102,7 +2121,11 @@ impl<'t> Section<'t> {
     fn finish(self, r: &mut Reader<'_>) {
         let Some(t) = self.table else { return };
         for k in t.keys().filter(|k| !self.used.contains(*k)) {
-            r.errors.push(format!("unknown key `{}`", self.key(k)));
+            let hint = match source::closest(k, self.used.iter().map(String::as_str)) {
+                Some(known) => format!(" (did you mean `{known}`?)"),
+                None => String::new(),
+            };
+            r.errors.push(format!("unknown key `{}`{hint}", self.key(k)));
         }
     }
 }
