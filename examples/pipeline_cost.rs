@@ -44,12 +44,12 @@ fn main() {
     let core = Authenticator::from_config(&config);
     let headers = HashMap::new();
     let input = VerifyInput {
-        token: &token,
+        token: Some(&token),
         headers: &headers,
         required_roles: &[],
-        issuer: "",
+        issuer: None,
         require_signed_proxy: false,
-        client: "",
+        client: None,
         adapter: authgate::metrics::Adapter::Verify,
         identity_in_headers: false,
     };

@@ -217,12 +217,12 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
         let core = crate::pipeline::Authenticator::from_config(&config);
         let headers = std::collections::HashMap::new();
         let input = crate::pipeline::VerifyInput {
-            token: &token,
+            token: Some(&token),
             headers: &headers,
             required_roles: &args.roles,
-            issuer: args.issuer.as_deref().unwrap_or(""),
+            issuer: args.issuer.as_deref(),
             require_signed_proxy: false,
-            client: "",
+            client: None,
             adapter: crate::metrics::Adapter::Cli,
             identity_in_headers: false,
         };

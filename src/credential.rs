@@ -54,17 +54,16 @@ pub const COOKIE_NAME: &str = "nf_jwt";
 /// Finds the one credential of a request. `token` wins but must not be
 /// combined with a credential in `headers` (which one did the caller mean?).
 pub fn extract<'a>(
-    token: &'a str,
+    token: Option<&'a str>,
     headers: &'a HashMap<String, String>,
 ) -> Result<Credential<'a>, AuthError> {
-    let from_headers = from_headers(headers)?;
-    match (token.is_empty(), from_headers) {
-        (false, Some(_)) => {
+    match (token, from_headers(headers)?) {
+        (Some(_), Some(_)) => {
             Err(AuthError::InvalidRequest("send either token or a credential in headers, not both"))
         }
-        (false, None) => Ok(Credential { token, source: Source::TokenField }),
-        (true, Some(c)) => Ok(c),
-        (true, None) => Err(AuthError::MissingCredential),
+        (Some(token), None) => Ok(Credential { token, source: Source::TokenField }),
+        (None, Some(c)) => Ok(c),
+        (None, None) => Err(AuthError::MissingCredential),
     }
 }
 
@@ -218,6 +217,7 @@ mod tests {
         ];
         for (what, token, headers, want) in cases {
             let headers = h(headers);
+            let token = (!token.is_empty()).then_some(*token);
             let got = extract(token, &headers).map(|c| Some((c.token, c.source))).map_err(|e| e.reason());
             assert_eq!(got, *want, "{what}");
         }
@@ -231,13 +231,13 @@ mod tests {
         add_header(&mut view, "Authorization", "Bearer a.b.c".into());
         add_header(&mut view, "authorization", "Bearer a.b.c".into());
         assert_eq!(view.len(), 2, "{view:?}");
-        assert_eq!(extract("", &view).unwrap().token, "a.b.c");
+        assert_eq!(extract(None, &view).unwrap().token, "a.b.c");
         add_header(&mut view, "authorization", "Bearer d.e.f".into());
-        assert_eq!(extract("", &view).unwrap_err().reason(), "invalid_request");
+        assert_eq!(extract(None, &view).unwrap_err().reason(), "invalid_request");
         let mut cookies = HashMap::new();
         add_header(&mut cookies, "cookie", "a=1".into());
         add_header(&mut cookies, "cookie", "nf_jwt=x.y.z".into());
-        assert_eq!(extract("", &cookies).unwrap().source, Source::Cookie);
+        assert_eq!(extract(None, &cookies).unwrap().source, Source::Cookie);
     }
 
     #[test]

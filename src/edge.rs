@@ -41,7 +41,7 @@ impl EdgeConfig {
             v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
         };
         if let Some(v) = ext.get("issuer") {
-            policy.issuer = v.clone();
+            policy.issuer = (!v.is_empty()).then(|| v.clone());
         }
         if let Some(v) = ext.get("roles") {
             policy.roles = list(v);
@@ -242,7 +242,7 @@ mod tests {
     fn edge() -> EdgeConfig {
         let mut edge = EdgeConfig {
             default: RoutePolicy {
-                issuer: "site".into(),
+                issuer: Some("site".into()),
                 roles: vec!["member".into()],
                 require_signed_proxy: true,
                 exchange_audience: Some("orders".into()),
@@ -287,7 +287,7 @@ mod tests {
                 "issuer and removed headers",
                 &[("issuer", "other"), ("remove_headers", "Cookie,authorization")],
                 Ok(RoutePolicy {
-                    issuer: "other".into(),
+                    issuer: Some("other".into()),
                     remove_headers: vec!["cookie".into(), "authorization".into()],
                     ..d.clone()
                 }),

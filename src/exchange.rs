@@ -33,24 +33,24 @@ pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// One Exchange request, borrowed from the transport.
 #[derive(Debug, Clone, Copy)]
 pub struct ExchangeInput<'a> {
-    /// The user's token, or empty to read `headers`.
-    pub subject_token: &'a str,
+    /// The user's token; `None` reads `headers`.
+    pub subject_token: Option<&'a str>,
     /// The incoming request's headers.
     pub headers: &'a HashMap<String, String>,
-    /// RFC 8693 URI, empty for the default.
-    pub subject_token_type: &'a str,
+    /// RFC 8693 URI; `None` for the default.
+    pub subject_token_type: Option<&'a str>,
     /// The downstream service.
     pub audience: &'a str,
     /// Requested scopes.
     pub scopes: &'a [String],
-    /// The caller's own token, for delegation; empty when absent.
-    pub actor_token: &'a str,
+    /// The caller's own token, for delegation.
+    pub actor_token: Option<&'a str>,
     /// Requested lifetime.
     pub requested_ttl: Option<Duration>,
-    /// Configured issuer of the subject token, or empty.
-    pub issuer: &'a str,
-    /// The end user's address ([`crate::edge::client_address`]), or empty.
-    pub client: &'a str,
+    /// Configured issuer of the subject token; `None` routes by the rules.
+    pub issuer: Option<&'a str>,
+    /// The end user's address ([`crate::edge::client_address`]), when known.
+    pub client: Option<&'a str>,
 }
 
 /// What to mint for an already verified identity.
@@ -60,8 +60,8 @@ pub struct MintRequest<'a> {
     pub audience: &'a str,
     /// Requested scopes (none: the audience's defaults).
     pub scopes: &'a [String],
-    /// The caller's own token, for delegation; empty when absent.
-    pub actor_token: &'a str,
+    /// The caller's own token, for delegation.
+    pub actor_token: Option<&'a str>,
     /// Requested lifetime.
     pub requested_ttl: Option<Duration>,
 }
@@ -138,7 +138,7 @@ impl Exchanger {
     /// Verifies the subject (and actor), applies the audience's policy and
     /// mints, or returns the same token minted for an identical request.
     pub async fn exchange(&self, input: ExchangeInput<'_>) -> Result<Arc<Minted>, AuthError> {
-        if !matches!(input.subject_token_type, "" | ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE) {
+        if !matches!(input.subject_token_type, None | Some(ACCESS_TOKEN_TYPE | JWT_TOKEN_TYPE)) {
             return Err(AuthError::InvalidRequest("unsupported subject_token_type"));
         }
         if !self.audiences.contains_key(input.audience) {
@@ -183,8 +183,8 @@ impl Exchanger {
         }
         let scopes = grant_scopes(audience, &identity, input.scopes)?;
         let actor = match input.actor_token {
-            "" => None,
-            token => Some(self.actor(token).await?),
+            None => None,
+            Some(token) => Some(self.actor(token).await?),
         };
         let now = unix_now();
         let max = audience.max_ttl.as_secs() as i64;
@@ -244,12 +244,12 @@ impl Exchanger {
         }
         let none = HashMap::new();
         let input = VerifyInput {
-            token,
+            token: Some(token),
             headers: &none,
             required_roles: &[],
-            issuer: "",
+            issuer: None,
             require_signed_proxy: false,
-            client: "",
+            client: None,
             adapter: crate::metrics::Adapter::Exchange,
             identity_in_headers: false,
         };

@@ -56,12 +56,12 @@ impl Generation {
         client: &str,
     ) -> Result<(Arc<crate::identity::Identity>, Option<String>), AuthError> {
         let input = VerifyInput {
-            token: "",
+            token: None,
             headers,
             required_roles: &policy.roles,
-            issuer: &policy.issuer,
+            issuer: policy.issuer.as_deref(),
             require_signed_proxy: policy.require_signed_proxy,
-            client,
+            client: (!client.is_empty()).then_some(client),
             adapter: crate::metrics::Adapter::ExtAuthz,
             identity_in_headers: true,
         };
@@ -70,7 +70,7 @@ impl Generation {
             return Ok((verified.identity, None));
         };
         let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
-        let request = MintRequest { audience, scopes: &[], actor_token: "", requested_ttl: None };
+        let request = MintRequest { audience, scopes: &[], actor_token: None, requested_ttl: None };
         let minted = exchanger.mint_for(verified.identity.clone(), request).await?;
         Ok((verified.identity, Some(minted.token.clone())))
     }

@@ -57,12 +57,12 @@ pub async fn handle(
     let peer = peer.map(|p| p.0.0.ip().to_string());
     let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let input = VerifyInput {
-        token: "",
+        token: None,
         headers: &request_headers,
         required_roles: &policy.roles,
-        issuer: &policy.issuer,
+        issuer: policy.issuer.as_deref(),
         require_signed_proxy: policy.require_signed_proxy,
-        client: &client,
+        client: (!client.is_empty()).then_some(client.as_str()),
         adapter: crate::metrics::Adapter::ForwardAuth,
         identity_in_headers: true,
     };

@@ -26,6 +26,11 @@ impl AuthGrpc {
     }
 }
 
+/// A proto3 string field: the empty string is how protobuf says "absent".
+fn present(field: &str) -> Option<&str> {
+    (!field.is_empty()).then_some(field)
+}
+
 fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -44,12 +49,12 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let generation = self.live.get();
         let client = client_address(&req.headers, generation.trusted_proxy_hops, peer.as_deref());
         let input = VerifyInput {
-            token: &req.token,
+            token: present(&req.token),
             headers: &req.headers,
             required_roles: &req.required_roles,
-            issuer: &req.issuer,
+            issuer: present(&req.issuer),
             require_signed_proxy: req.require_signed_proxy,
-            client: &client,
+            client: present(&client),
             adapter: crate::metrics::Adapter::Verify,
             identity_in_headers: false,
         };
@@ -86,15 +91,15 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             Some(_) => return Err(AuthError::InvalidRequest("requested_ttl must be positive").into()),
         };
         let input = ExchangeInput {
-            subject_token: &req.subject_token,
+            subject_token: present(&req.subject_token),
             headers: &req.headers,
-            subject_token_type: &req.subject_token_type,
+            subject_token_type: present(&req.subject_token_type),
             audience: &req.audience,
             scopes: &req.scopes,
-            actor_token: &req.actor_token,
+            actor_token: present(&req.actor_token),
             requested_ttl,
-            issuer: &req.issuer,
-            client: &client,
+            issuer: present(&req.issuer),
+            client: present(&client),
         };
         let started = std::time::Instant::now();
         let result = exchanger.exchange(input).with_context(cx.clone()).await;

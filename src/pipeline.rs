@@ -19,20 +19,19 @@ use std::time::Instant;
 /// One verification request, borrowed from whichever transport carried it.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyInput<'a> {
-    /// An explicit token (empty when absent).
-    pub token: &'a str,
+    /// An explicit token.
+    pub token: Option<&'a str>,
     /// The incoming request's headers (names in any case).
     pub headers: &'a HashMap<String, String>,
     /// Any-of roles the identity must hold.
     pub required_roles: &'a [String],
-    /// A configured issuer name, or empty to route by the rules.
-    pub issuer: &'a str,
+    /// A configured issuer name; `None` routes by the rules.
+    pub issuer: Option<&'a str>,
     /// The caller requires a valid signed-proxy header in `headers`.
     pub require_signed_proxy: bool,
-    /// The end user's address ([`crate::edge::client_address`]; empty when
-    /// unknown): the decision log's `client`, and the key of per-client
-    /// limits.
-    pub client: &'a str,
+    /// The end user's address ([`crate::edge::client_address`]), when
+    /// known: the decision log's `client`, and the key of per-client limits.
+    pub client: Option<&'a str>,
     /// The adapter the request came through (metrics label).
     pub adapter: crate::metrics::Adapter,
     /// The identity will travel in HTTP headers (edge adapters): an identity
@@ -133,7 +132,7 @@ impl Authenticator {
         let took = started.elapsed();
         let latency_us = took.as_micros() as u64;
         let (issuer, cache_hit, signed_proxy, client) =
-            (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy, input.client);
+            (trace.issuer.unwrap_or(""), trace.cache_hit, trace.signed_proxy, input.client.unwrap_or(""));
         self.metrics.decision(input.adapter, issuer, result.as_ref().err().map(AuthError::reason), took);
         match &result {
             Ok(v) => {

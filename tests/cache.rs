@@ -23,12 +23,12 @@ async fn check(
     let headers = HashMap::new();
     let required: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
     let input = VerifyInput {
-        token,
+        token: (!token.is_empty()).then_some(token),
         headers: &headers,
         required_roles: &required,
-        issuer,
+        issuer: (!issuer.is_empty()).then_some(issuer),
         require_signed_proxy: false,
-        client: "",
+        client: None,
         adapter: authgate::metrics::Adapter::Verify,
         identity_in_headers: false,
     };

@@ -490,8 +490,8 @@ impl Default for IdentityHeaderNames {
 /// change it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePolicy {
-    /// `issuer`: default empty (the token is routed as for Verify).
-    pub issuer: String,
+    /// `issuer`: default none (the token is routed as for Verify).
+    pub issuer: Option<String>,
     /// `roles`: default none; any-of.
     pub roles: Vec<String>,
     /// `signed_proxy = "required" | "optional"`: default optional. Any other
@@ -507,7 +507,7 @@ pub struct RoutePolicy {
 impl Default for RoutePolicy {
     fn default() -> Self {
         Self {
-            issuer: String::new(),
+            issuer: None,
             roles: Vec::new(),
             require_signed_proxy: false,
             exchange_audience: None,
@@ -1034,7 +1034,7 @@ impl Config {
         let route = |p: &RoutePolicy| {
             let mut out = format!(
                 "issuer = {}\nroles = [{}]\nsigned_proxy = {}\nremove_headers = [{}]\n",
-                q(&p.issuer),
+                q(p.issuer.as_deref().unwrap_or("")),
                 list(&p.roles),
                 q(if p.require_signed_proxy { "required" } else { "optional" }),
                 list(&p.remove_headers)
@@ -1550,9 +1550,15 @@ fn read_route(
     base: &RoutePolicy,
     known: &RouteKnown<'_>,
 ) -> RoutePolicy {
-    let issuer =
-        s.parsed(r, "issuer", None, None, |v| Ok(v.to_string())).unwrap_or_else(|| base.issuer.clone());
-    if !issuer.is_empty() && !known.issuers.iter().any(|i| i.name == issuer) {
+    // An empty name clears the issuer: the token is routed as for Verify.
+    let issuer = match s.parsed(r, "issuer", None, None, |v| Ok(v.to_string())) {
+        Some(name) if name.is_empty() => None,
+        Some(name) => Some(name),
+        None => base.issuer.clone(),
+    };
+    if let Some(issuer) = &issuer
+        && !known.issuers.iter().any(|i| &i.name == issuer)
+    {
         r.errors.push(format!("{} `{issuer}` is not a configured issuer", s.key("issuer")));
     }
     let roles = s.strings(r, "roles").unwrap_or_else(|| base.roles.clone());
@@ -2349,7 +2355,10 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!((ok.edge.default.issuer.as_str(), ok.edge.headers.subject.as_str()), ("a", "x-user"));
+        assert_eq!(
+            (ok.edge.default.issuer.as_deref(), ok.edge.headers.subject.as_str()),
+            (Some("a"), "x-user")
+        );
         assert_eq!(ok.edge.default.remove_headers, ["authorization"]);
         let routed = load(
             &format!("[edge]\nroles = [\"member\"]\nissuer = \"a\"\n[edge.routes.admin]\nroles = [\"admin\"]\n{base}"),
@@ -2357,7 +2366,10 @@ mod tests {
         )
         .unwrap();
         let admin = &routed.edge.routes["admin"];
-        assert_eq!((admin.roles.as_slice(), admin.issuer.as_str()), (&["admin".to_string()][..], "a"));
+        assert_eq!(
+            (admin.roles.as_slice(), admin.issuer.as_deref()),
+            (&["admin".to_string()][..], Some("a"))
+        );
     }
 
     #[test]

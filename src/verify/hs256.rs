@@ -79,7 +79,7 @@ impl Verifier for Hs256Verifier {
         self.leeway
     }
 
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, _client: &'a str) -> VerifyFuture<'a> {
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, _client: Option<&'a str>) -> VerifyFuture<'a> {
         let result = self.check(jws, unix_now()).map(Arc::new);
         Box::pin(std::future::ready(result))
     }

@@ -76,9 +76,9 @@ struct ClientShares {
 
 impl ClientShares {
     /// Counts a call for `client`; `None` when it already has its share.
-    /// An unknown client (empty) is one client: callers that pass no
-    /// address share one share.
-    fn enter(&self, client: &str) -> Option<ClientShare<'_>> {
+    /// Callers whose address is unknown are one client together.
+    fn enter(&self, client: Option<&str>) -> Option<ClientShare<'_>> {
+        let client = client.unwrap_or("");
         let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(client.to_owned()).or_insert(0);
         if *n >= self.per_client {
@@ -174,7 +174,7 @@ impl IdentityVerifier {
         Ok((exp, sub))
     }
 
-    async fn check(&self, jws: &CompactJws<'_>, client: &str) -> Result<Arc<Identity>, AuthError> {
+    async fn check(&self, jws: &CompactJws<'_>, client: Option<&str>) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
         let token = jws.compact();
         let key = crate::cache::key(&self.name, 0, token);
@@ -226,7 +226,7 @@ impl IdentityVerifier {
         token: &str,
         exp: i64,
         sub: &str,
-        client: &str,
+        client: Option<&str>,
     ) -> Result<Identity, AuthError> {
         let _share = self.clients.enter(client).ok_or_else(|| {
             self.metrics.protection("client_busy");
@@ -373,7 +373,7 @@ impl Verifier for IdentityVerifier {
         true
     }
 
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: &'a str) -> VerifyFuture<'a> {
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: Option<&'a str>) -> VerifyFuture<'a> {
         Box::pin(self.check(jws, client))
     }
 }

@@ -408,7 +408,7 @@ impl Verifier for JwksVerifier {
         self.leeway
     }
 
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, _client: &'a str) -> VerifyFuture<'a> {
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, _client: Option<&'a str>) -> VerifyFuture<'a> {
         Box::pin(async move { self.check(jws).await.map(Arc::new) })
     }
 

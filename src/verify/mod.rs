@@ -58,9 +58,9 @@ pub trait Verifier: Send + Sync {
     /// Sets this issuer's state gauges (key sets, caches) before a scrape.
     fn report(&self, _metrics: &crate::metrics::Metrics) {}
     /// Verifies the token completely and builds the identity. `client` is
-    /// the end user's address (empty when unknown), for verifiers that
+    /// the end user's address, when known, for verifiers that
     /// spend a shared resource per request (remote introspection).
-    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: &'a str) -> VerifyFuture<'a>;
+    fn verify<'a>(&'a self, jws: &'a CompactJws<'a>, client: Option<&'a str>) -> VerifyFuture<'a>;
 }
 
 /// The configured issuers, built once from config; immutable afterwards.
@@ -91,8 +91,8 @@ impl Issuers {
 
     /// Rules 1 and 2: the verifier chosen without reading the token, if
     /// any. `Ok(None)` means the token must be read ([`Issuers::route_by_token`]).
-    pub fn preselect(&self, requested: &str) -> Result<Option<&dyn Verifier>, AuthError> {
-        if !requested.is_empty() {
+    pub fn preselect(&self, requested: Option<&str>) -> Result<Option<&dyn Verifier>, AuthError> {
+        if let Some(requested) = requested {
             return self.by_name(requested).map(Some).ok_or(AuthError::UnknownIssuer);
         }
         match self.verifiers.as_slice() {
