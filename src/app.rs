@@ -218,8 +218,12 @@ pub async fn run_with_reload(
 
     tokio::select! {
         () = shutdown => {}
-        r = &mut grpc_task => return Err(format!("gRPC server stopped: {}", describe(r)).into()),
-        r = &mut http_task => return Err(format!("HTTP server stopped: {}", describe(r)).into()),
+        r = &mut grpc_task => {
+            return Err(format!("gRPC server stopped: {}", failure(r).unwrap_or_else(|| "without an error".into())).into());
+        }
+        r = &mut http_task => {
+            return Err(format!("HTTP server stopped: {}", failure(r).unwrap_or_else(|| "without an error".into())).into());
+        }
     }
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
@@ -241,9 +245,9 @@ pub async fn run_with_reload(
     .await;
     match finished {
         Ok((g, h)) => {
-            for (what, r) in [("gRPC", describe(g)), ("HTTP", describe(h))] {
-                if r != "ok" {
-                    tracing::warn!(server = what, error = %r, "server ended with an error during shutdown");
+            for (what, r) in [("gRPC", failure(g)), ("HTTP", failure(h))] {
+                if let Some(error) = r {
+                    tracing::warn!(server = what, %error, "server ended with an error during shutdown");
                 }
             }
             tracing::info!("stopped");
@@ -383,11 +387,12 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-fn describe<E: std::fmt::Display>(r: Result<Result<(), E>, tokio::task::JoinError>) -> String {
+/// What made a server task end, if anything did.
+fn failure<E: std::fmt::Display>(r: Result<Result<(), E>, tokio::task::JoinError>) -> Option<String> {
     match r {
-        Ok(Ok(())) => "ok".into(),
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(e.to_string()),
     }
 }
 
