@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             authgate::credential::add_header(&mut view, name, value.trim_start().to_string());
         }
     }
-    let _ = authgate::credential::extract(token, &view);
+    let _ = authgate::credential::extract((!token.is_empty()).then_some(token), &view);
     let _ = authgate::verify::nf_sign::find_header(&view);
     let _ = authgate::edge::client_address(&view, 1, Some("192.0.2.1"));
 });

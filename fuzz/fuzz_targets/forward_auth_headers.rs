@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         headers.append(name, value);
     }
     let Ok(view) = authgate::forward_auth::flatten(&headers) else { return };
-    let _ = authgate::credential::extract("", &view);
+    let _ = authgate::credential::extract(None, &view);
     if let Some(cookie) = view.get("cookie") {
         let _ = authgate::edge::strip_cookies(cookie, &["nf_jwt".to_string(), "nf_refresh".to_string()]);
     }
