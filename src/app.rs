@@ -42,16 +42,24 @@ const MAX_RESETS_PER_CONNECTION: usize = 64;
 /// once these bytes arrived.
 const H2_PREFACE_BYTES: usize = 24;
 
-/// The most memory clients can make the server hold for requests, with
-/// every limit reached: per connection its flow-control window and one
-/// header block being received; per request in flight its headers and its
-/// announced message. The README's Security model derives it.
+/// Memory budgeted for one open connection (measured: 30–42 KiB for a
+/// handshaken idle HTTP/2 connection, tests/limits.rs).
+const PER_CONNECTION_BYTES: u64 = 64 * 1024;
+
+/// Memory budgeted for one request in flight beyond its announced message:
+/// its header block (up to [`MAX_HEADER_LIST_BYTES`]) and decode buffers
+/// (tests/limits.rs measures the whole).
+const PER_REQUEST_OVERHEAD_BYTES: u64 = 192 * 1024;
+
+/// The most memory clients can make the server hold, with every limit
+/// reached: each open connection on both ports, and each request in flight
+/// with the largest message it may announce. The README's Security model
+/// derives it for the defaults (72 MiB).
 pub fn worst_case_memory(config: &Config) -> u64 {
     let l = &config.limits;
-    let per_connection = u64::from(CONNECTION_WINDOW_BYTES) + u64::from(MAX_HEADER_LIST_BYTES);
-    let per_request = u64::from(MAX_HEADER_LIST_BYTES)
-        + config.max_message_bytes.max(config.max_check_request_bytes) as u64;
-    l.max_connections as u64 * per_connection + l.max_in_flight as u64 * per_request
+    let largest = config.max_message_bytes.max(config.max_check_request_bytes) as u64;
+    2 * l.max_connections as u64 * PER_CONNECTION_BYTES
+        + l.max_in_flight as u64 * (largest + PER_REQUEST_OVERHEAD_BYTES)
 }
 
 /// The two listening sockets, bound before [`run`] so that tests can bind
@@ -412,4 +420,23 @@ pub async fn shutdown_signal() {
         }
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's Security model states this number for the defaults.
+    #[test]
+    fn worst_case_memory_of_the_defaults_is_the_documented_72_mib() {
+        let config = crate::config::Config::load(&crate::config::Inputs {
+            config_path: None,
+            grpc_addr: None,
+            http_addr: None,
+            env: &|name: &str| (name == "AUTHGATE_DEV_SECRET").then(|| "dev-secret-0123456789abcdef".into()),
+            workdir: std::env::temp_dir(),
+        })
+        .unwrap();
+        assert_eq!(worst_case_memory(&config), 72 << 20);
+    }
 }
