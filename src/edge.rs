@@ -15,6 +15,20 @@ use crate::error::AuthError;
 use crate::identity::Identity;
 use std::collections::HashMap;
 
+/// Request headers authgate reads, in both edge adapters: a value that is
+/// not visible ASCII is a 400, never skipped (a skipped second
+/// `Authorization` would hide an ambiguity, a skipped `x-nf-sign` would look
+/// absent). Other headers are none of authgate's business.
+pub fn is_read_header(name: &str) -> bool {
+    ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "x-real-ip", "forwarded"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The refusal of a read header whose value is not visible ASCII.
+pub const UNREADABLE_HEADER: AuthError =
+    AuthError::InvalidRequest("a credential or forwarding header is not visible ASCII");
+
 /// The `context_extensions` keys ext_authz understands.
 const EXTENSION_KEYS: [&str; 6] =
     ["route", "issuer", "roles", "signed_proxy", "exchange_audience", "remove_headers"];
@@ -188,15 +202,20 @@ pub fn client_label(candidate: Option<&str>) -> String {
 /// `X-Forwarded-For` (every trusted proxy appends the address it received
 /// the request from, so entries further left are the client's own text and
 /// never read), else `fallback` (Envoy's `attributes.source`, or the TCP
-/// peer). Bounded for logs; it keys the per-client limits.
-pub fn client_address(headers: &HashMap<String, String>, hops: usize, fallback: Option<&str>) -> String {
+/// peer). Bounded for logs; it keys the per-client limits. `None` when
+/// nothing tells.
+pub fn client_address(
+    headers: &HashMap<String, String>,
+    hops: usize,
+    fallback: Option<&str>,
+) -> Option<String> {
     let forwarded = (hops > 0)
         .then(|| headers.get("x-forwarded-for"))
         .flatten()
         .map(|list| list.split(',').map(str::trim).filter(|a| !a.is_empty()).collect::<Vec<_>>())
         .filter(|entries| !entries.is_empty())
         .map(|entries| entries[entries.len().saturating_sub(hops)]);
-    client_label(forwarded.or(fallback))
+    forwarded.or(fallback).map(|c| client_label(Some(c)))
 }
 
 /// The HTTP form of a denial, shared by forward-auth and ext_authz: status,
@@ -307,26 +326,26 @@ mod tests {
 
     #[test]
     fn client_addresses_are_read_from_the_right() {
-        type Case<'a> = (&'a str, Option<&'a str>, usize, Option<&'a str>, &'a str);
+        type Case<'a> = (&'a str, Option<&'a str>, usize, Option<&'a str>, Option<&'a str>);
         let cases: [Case; 7] = [
-            ("one proxy appended the client", Some("203.0.113.9"), 1, Some("10.0.0.2"), "203.0.113.9"),
+            ("one proxy appended the client", Some("203.0.113.9"), 1, Some("10.0.0.2"), Some("203.0.113.9")),
             (
                 "a client-written prefix is skipped",
                 Some("1.1.1.1, 2.2.2.2, 203.0.113.9"),
                 1,
                 None,
-                "203.0.113.9",
+                Some("203.0.113.9"),
             ),
-            ("two trusted proxies", Some("1.1.1.1, 203.0.113.9, 10.0.0.7"), 2, None, "203.0.113.9"),
-            ("fewer entries than hops: the leftmost", Some("203.0.113.9"), 3, None, "203.0.113.9"),
-            ("hops 0 ignores the header", Some("1.1.1.1"), 0, Some("10.0.0.2"), "10.0.0.2"),
-            ("no header: the fallback", None, 1, Some("10.0.0.2"), "10.0.0.2"),
-            ("nothing known", None, 1, None, ""),
+            ("two trusted proxies", Some("1.1.1.1, 203.0.113.9, 10.0.0.7"), 2, None, Some("203.0.113.9")),
+            ("fewer entries than hops: the leftmost", Some("203.0.113.9"), 3, None, Some("203.0.113.9")),
+            ("hops 0 ignores the header", Some("1.1.1.1"), 0, Some("10.0.0.2"), Some("10.0.0.2")),
+            ("no header: the fallback", None, 1, Some("10.0.0.2"), Some("10.0.0.2")),
+            ("nothing known", None, 1, None, None),
         ];
         for (description, xff, hops, fallback, want) in cases {
             let headers: HashMap<String, String> =
                 xff.map(|v| ("x-forwarded-for".to_string(), v.to_string())).into_iter().collect();
-            assert_eq!(client_address(&headers, hops, fallback), want, "{description}");
+            assert_eq!(client_address(&headers, hops, fallback).as_deref(), want, "{description}");
         }
     }
 

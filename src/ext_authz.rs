@@ -53,7 +53,7 @@ impl Generation {
         &self,
         headers: &HashMap<String, String>,
         policy: &RoutePolicy,
-        client: &str,
+        client: Option<&str>,
     ) -> Result<(Arc<crate::identity::Identity>, Option<String>), AuthError> {
         let input = VerifyInput {
             token: None,
@@ -61,7 +61,7 @@ impl Generation {
             required_roles: &policy.roles,
             issuer: policy.issuer.as_deref(),
             require_signed_proxy: policy.require_signed_proxy,
-            client: (!client.is_empty()).then_some(client),
+            client,
             adapter: crate::metrics::Adapter::ExtAuthz,
             identity_in_headers: true,
         };
@@ -85,24 +85,22 @@ struct RequestView<'r> {
     source: Option<String>,
 }
 
-/// Headers authgate reads: a value that is not visible ASCII is refused
-/// (as forward-auth does), never read loosely or skipped.
-const READ_HEADERS: [&str; 5] = ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "forwarded"];
-
 fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
     let missing = AuthError::InvalidRequest("CheckRequest without HTTP attributes");
     let attributes = req.attributes.as_ref().ok_or(missing.clone())?;
     let http = attributes.request.as_ref().and_then(|r| r.http.as_ref()).ok_or(missing)?;
     let mut out: HashMap<String, String> = HashMap::new();
+    // The same rule as forward-auth's `HeaderValue::to_str`: visible ASCII
+    // and tab.
     let mut add = |name: &str, value: &[u8]| {
         let visible = value.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
         match std::str::from_utf8(value) {
-            Ok(v) if visible || !READ_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) => {
+            Ok(v) if visible || !crate::edge::is_read_header(name) => {
                 crate::credential::add_header(&mut out, name, v.to_string());
                 Ok(())
             }
-            Err(_) if !READ_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) => Ok(()),
-            _ => Err(AuthError::InvalidRequest("a credential or forwarding header is not visible ASCII")),
+            Err(_) if !crate::edge::is_read_header(name) => Ok(()),
+            _ => Err(crate::edge::UNREADABLE_HEADER),
         }
     };
     for (k, v) in &http.headers {
@@ -158,10 +156,11 @@ impl Authorization for ExtAuthz {
         // Envoy's source address is the end user (Envoy already applied its
         // own xff_num_trusted_hops); the headers only when it is absent.
         let client = match &view.source {
-            Some(source) => crate::edge::client_label(Some(source)),
+            Some(source) => Some(crate::edge::client_label(Some(source))),
             None => client_address(&view.headers, generation.trusted_proxy_hops, None),
         };
-        let decide = generation.decide_edge(&view.headers, &policy, &client).with_context(cx.clone());
+        let decide =
+            generation.decide_edge(&view.headers, &policy, client.as_deref()).with_context(cx.clone());
         let decision = match tokio::time::timeout(generation.decision_deadline, decide).await {
             Ok(d) => d,
             // Fail closed: a slow decision is a denial, never an allow.

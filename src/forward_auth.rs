@@ -32,12 +32,6 @@ use std::sync::Arc;
 /// The path of the endpoint; `PATH/<route>` selects `[edge.routes.<route>]`.
 pub const PATH: &str = "/forward-auth";
 
-/// Request headers authgate reads: one that is not visible ASCII is a 400,
-/// never skipped (a skipped second `Authorization` would hide an ambiguity,
-/// a skipped `x-nf-sign` would look absent).
-const READ_HEADERS: [&str; 6] =
-    ["authorization", "cookie", "x-nf-sign", "x-forwarded-for", "x-real-ip", "forwarded"];
-
 /// Handles one forward-auth request.
 pub async fn handle(
     State(live): State<Arc<Live>>,
@@ -62,7 +56,7 @@ pub async fn handle(
         required_roles: &policy.roles,
         issuer: policy.issuer.as_deref(),
         require_signed_proxy: policy.require_signed_proxy,
-        client: (!client.is_empty()).then_some(client.as_str()),
+        client: client.as_deref(),
         adapter: crate::metrics::Adapter::ForwardAuth,
         identity_in_headers: true,
     };
@@ -142,10 +136,8 @@ pub fn flatten(headers: &HeaderMap) -> Result<HashMap<String, String>, AuthError
     for (name, value) in headers {
         match value.to_str() {
             Ok(value) => crate::credential::add_header(&mut view, name.as_str(), value.to_string()),
-            Err(_) if READ_HEADERS.contains(&name.as_str()) => {
-                return Err(AuthError::InvalidRequest(
-                    "a credential or forwarding header is not visible ASCII",
-                ));
+            Err(_) if crate::edge::is_read_header(name.as_str()) => {
+                return Err(crate::edge::UNREADABLE_HEADER);
             }
             Err(_) => {}
         }

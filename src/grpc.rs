@@ -54,7 +54,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             required_roles: &req.required_roles,
             issuer: present(&req.issuer),
             require_signed_proxy: req.require_signed_proxy,
-            client: present(&client),
+            client: client.as_deref(),
             adapter: crate::metrics::Adapter::Verify,
             identity_in_headers: false,
         };
@@ -99,7 +99,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             actor_token: present(&req.actor_token),
             requested_ttl,
             issuer: present(&req.issuer),
-            client: present(&client),
+            client: client.as_deref(),
         };
         let started = std::time::Instant::now();
         let result = exchanger.exchange(input).with_context(cx.clone()).await;

@@ -255,9 +255,15 @@ pub async fn serve_http(
                 None => break,
             },
         };
+        // The peer rides on each request as an extension; the router itself
+        // is shared (a clone is a reference count), not rebuilt per
+        // connection.
         let peer = Peer(conn.peer());
-        let service =
-            hyper_util::service::TowerToHyperService::new(router.clone().layer(axum::Extension(peer)));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer);
+            tower::ServiceExt::oneshot(router.clone(), req)
+        });
         let served = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(conn), service));
         tokio::spawn(async move {
             // A connection ending in an error (timeout, reset) is the
