@@ -1,12 +1,12 @@
-//! Micro-benchmark of the transport-free core: ns per `Authenticator::verify`
+//! Micro-benchmark of the transport-free core: ns per `Gate::verify`
 //! on a valid GoTrue token, and of its conversion to the protobuf Identity.
 //! Not a test; run with `cargo run --release --example pipeline_cost [CACHE_ENTRIES]`
 //! (default 10000; 0 measures every call doing the full verification).
 
+use authgate::cli::gotrue_token::{TokenSpec, sign};
 use authgate::config::{Config, Inputs};
-use authgate::gotrue_token::{TokenSpec, sign};
-use authgate::pipeline::{Authenticator, VerifyInput};
-use std::collections::HashMap;
+use authgate::testing::{Gate, VerifyInput};
+
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -28,6 +28,7 @@ fn main() {
         http_addr: None,
         env: &env,
         workdir: dir.clone(),
+        offline: false,
     })
     .expect("config");
     let spec = TokenSpec {
@@ -39,10 +40,10 @@ fn main() {
         ttl: Duration::from_secs(3600),
     };
     let token =
-        sign(&spec, config.issuers[0].signing_secret().expect("hs256 issuer"), authgate::claims::unix_now())
+        sign(&spec, config.issuers[0].signing_secret().expect("hs256 issuer"), authgate::testing::unix_now())
             .expect("sign");
-    let core = Authenticator::from_config(&config);
-    let headers = HashMap::new();
+    let core = Gate::from_config(&config).expect("the example config is valid");
+    let headers = authgate::testing::Headers::new();
     let input = VerifyInput {
         token: Some(&token),
         headers: &headers,
@@ -50,7 +51,7 @@ fn main() {
         issuer: None,
         require_signed_proxy: false,
         client: None,
-        adapter: authgate::metrics::Adapter::Verify,
+        adapter: authgate::testing::Adapter::Verify,
         identity_in_headers: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");

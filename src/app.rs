@@ -1,13 +1,14 @@
 //! Wiring: builds the core from config, serves gRPC and HTTP, and shuts
 //! down honestly (NOT_SERVING first, then drain, then finish in-flight calls).
 
+use crate::adapters::ext_authz::ExtAuthz;
+use crate::adapters::grpc::AuthGrpc;
+use crate::adapters::http::{Readiness, router};
+use crate::adapters::listen::{self, InFlightLayer, PortLimits};
 use crate::config::{Config, ConfigErrors};
-use crate::ext_authz::ExtAuthz;
-use crate::grpc::AuthGrpc;
-use crate::http::{Readiness, router};
-use crate::listen::{self, InFlightLayer, PortLimits};
-use crate::live::Live;
-use crate::metrics::Metrics;
+use crate::gate::live::Live;
+use crate::obs::metrics::Metrics;
+use crate::obs::metrics::{Port, ReloadOutcome};
 use crate::pb;
 use crate::pb::auth_service_server::AuthServiceServer;
 use std::future::Future;
@@ -187,12 +188,12 @@ pub async fn run_with_reload(
         .add_service(auth)
         .add_service(ext_authz)
         .serve_with_incoming_shutdown(
-            listen::incoming(listeners.grpc, port("grpc", H2_PREFACE_BYTES), live.metrics().clone()),
+            listen::incoming(listeners.grpc, port(Port::Grpc, H2_PREFACE_BYTES), live.metrics().clone()),
             stopped(stop_rx.clone()),
         );
     let readiness = Readiness::default();
     let http = listen::serve_http(
-        listen::incoming(listeners.http, port("http", 1), live.metrics().clone()),
+        listen::incoming(listeners.http, port(Port::Http, 1), live.metrics().clone()),
         router(readiness.clone(), live.clone()),
         limits.http_header_timeout,
         stopped(stop_rx),
@@ -222,7 +223,7 @@ pub async fn run_with_reload(
         _ => None,
     };
     let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r)));
-    tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().core.issuers().names(), "serving");
+    tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().gate.issuers().names(), "serving");
 
     tokio::select! {
         () = shutdown => {}
@@ -306,7 +307,7 @@ async fn apply_readiness(
     readiness: &Readiness,
     last: Option<bool>,
 ) -> bool {
-    let core = live.get().core.clone();
+    let core = live.get().gate.clone();
     let ready = core.issuers().ready();
     live.metrics().set_ready(ready);
     if last == Some(ready) {
@@ -358,7 +359,7 @@ fn fingerprint(files: &[std::path::PathBuf]) -> [u8; 32] {
         .zip(&contents)
         .flat_map(|(f, c)| [f.as_os_str().as_encoded_bytes(), c.as_slice()])
         .collect();
-    crate::cache::digest(&parts)
+    crate::core::cache::digest(&parts)
 }
 
 /// Applies each reload request; the running generation stays on any error.
@@ -370,7 +371,7 @@ async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader) {
                 for e in &errors.0 {
                     tracing::error!(error = %e, "reload rejected: invalid configuration");
                 }
-                live.metrics().reload("rejected");
+                live.metrics().reload(ReloadOutcome::Rejected);
                 continue;
             }
         };
@@ -379,12 +380,12 @@ async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader) {
                 if !fixed.is_empty() {
                     tracing::warn!(settings = ?fixed, "changed settings take effect only after a restart");
                 }
-                tracing::info!(issuers = ?live.get().core.issuers().names(), "configuration reloaded");
-                live.metrics().reload("applied");
+                tracing::info!(issuers = ?live.get().gate.issuers().names(), "configuration reloaded");
+                live.metrics().reload(ReloadOutcome::Applied);
             }
             Err(e) => {
                 tracing::error!(error = %e, "reload rejected; the running configuration stays");
-                live.metrics().reload("rejected");
+                live.metrics().reload(ReloadOutcome::Rejected);
             }
         }
     }
@@ -435,6 +436,7 @@ mod tests {
             http_addr: None,
             env: &|name: &str| (name == "AUTHGATE_DEV_SECRET").then(|| "dev-secret-0123456789abcdef".into()),
             workdir: std::env::temp_dir(),
+            offline: false,
         })
         .unwrap();
         assert_eq!(worst_case_memory(&config), 72 << 20);

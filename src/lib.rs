@@ -8,31 +8,21 @@
 //!
 //! # Layout
 //!
-//! | module | what it is |
+//! Layers, bottom first; a module uses only the layers below it
+//! (`tests/layers.rs` checks every `crate::` path), so the graph has no
+//! cycle.
+//!
+//! | layer | what it is |
 //! | --- | --- |
-//! | [`config`] | TOML + `AUTHGATE_*` env + `*_FILE` secrets, validated in one pass; zero-config dev mode |
-//! | [`credential`] | finds the one credential in a request (token field, `Authorization: Bearer`, `nf_jwt` cookie) |
-//! | [`jws`] | compact JWS split and header decode, before any key is touched |
-//! | [`verify`] | the [`verify::Verifier`] trait, issuer routing; one file per verifier: `hs256` (shared secret), `introspect` (hosted Netlify Identity via GoTrue `/user`), `jwks` (asymmetric keys from a JWKS/OpenID provider, with its refresh discipline), `nf_sign` (Netlify signed-proxy attestation) |
-//! | [`keyset`] | public keys (JWKS or PEM) parsed once into an immutable [`keyset::KeySet`] |
-//! | [`claims`] | reading verified claims: dates, `aud`, role paths |
-//! | [`identity`] | the normalised [`Identity`] and its protobuf form |
-//! | [`keys`] | [`keys::Secret`] (redacted, zeroised) and key sets built at load time |
-//! | [`error`] | [`AuthError`]: every denial, mapped once to gRPC code, HTTP status, reason |
-//! | [`cache`] | verified identities by SHA-256(issuer, token), bounded, never past `exp` |
-//! | [`exchange`], [`mint`] | Exchange policy; authgate's signing key ring, minted claims, JWKS |
-//! | [`pipeline`] | the transport-free request path and the decision log line |
-//! | [`listen`] | accept loop of both ports: connection caps, handshake deadline, accept backoff; the HTTP/1.1 server; the in-flight limit |
-//! | [`live`] | the [`live::Generation`] built from one config and swapped whole on reload |
-//! | [`edge`] | per-route policy for the edge adapters: `[edge]` defaults + route overrides |
-//! | [`ext_authz`] | Envoy ext_authz v3 `Check` adapter |
-//! | [`forward_auth`] | HTTP forward-auth adapter (nginx `auth_request`, Traefik, Caddy) |
-//! | [`grpc`], [`http`] | thin adapters: AuthService (Verify, Exchange) over tonic; `/healthz`, `/readyz`, `/metrics`, JWKS and discovery over axum |
+//! | [`config`] | data only: the typed model of TOML + `AUTHGATE_*` env + `*_FILE` secrets, read in one pass that reports every error with its position; no side effects, nothing from the domain; its JSON Schema |
+//! | [`obs`] | logs (escaped), Prometheus metrics with bounded labels, OpenTelemetry spans |
+//! | [`core`] | what a request is made of: [`core::credential`], [`core::jws`] (split before any key), [`core::claims`], the normalised [`Identity`], [`AuthError`] (every denial mapped once to gRPC code, HTTP status, reason), the verified-identity [`core::cache`] |
+//! | [`keys`] | key material parsed once per generation ([`keys::Material`]): HMAC keys, public key sets, Exchange's signing ring |
+//! | [`verify`] | the [`verify::Verifier`] trait and issuer routing; one file per verifier (`hs256`, `introspect` for hosted Identity, `jwks`, `nf_sign`) |
+//! | [`gate`] | the transport-free request path ([`gate::Gate`]), the one [`gate::decision::Decision`] recorded per request, Exchange, edge policy, the [`gate::live::Generation`] swapped whole on reload |
+//! | [`adapters`] | thin translations: gRPC AuthService, Envoy ext_authz, forward-auth, the HTTP side port; the accept loop and limits both ports share |
 //! | [`app`] | wiring, health and readiness, reloads, graceful shutdown: [`app::run_with_reload`] |
-//! | [`metrics`], [`otel`] | Prometheus metrics with bounded labels; OpenTelemetry spans over OTLP |
-//! | [`cli`] | the command line (`serve`, `check-config`, `token`, `verify`, `jwks`, `keys generate`); `main.rs` only parses it |
-//! | [`gotrue_token`] | mints GoTrue-shaped tokens for `authgate token` |
-//! | [`telemetry`] | log setup |
+//! | [`cli`] | the command line; `main.rs` only parses it |
 //!
 //! # Data flow
 //!
@@ -52,47 +42,48 @@
 //!                                   │      introspect: local prechecks → cache → GoTrue /user (single-flight)
 //!                                   │      jwks: alg ∩ key's alg → KeySet by kid (refetch: single-flight + cooldown) → signature → claims
 //!                                   │          (claimed and rejected = final; never falls through)
-//!                  Identity ──► required roles (any-of) ──► decision log line
+//!                  Identity ──► required roles (any-of) ──► gate::decision: one metrics sample, log line, span end
 //!                                   │
 //!  adapter translates: VerifyResponse | Status(code, ErrorInfo{domain: authgate, reason})
 //!
-//!  gRPC AuthService/Exchange ──► exchange::Exchanger: the same pipeline for the subject (and actor)
-//!        ──► audience policy (target, issuers, roles, scopes, TTL) ──► mint::KeyRing::sign ──► ExchangeResponse
+//!  gRPC AuthService/Exchange ──► gate::exchange::Exchanger: the same gate for the subject (and actor)
+//!        ──► audience policy (target, issuers, roles, scopes, TTL) ──► keys::ring::KeyRing::sign ──► ExchangeResponse
 //! ```
 #![deny(missing_docs)]
 
+pub(crate) mod adapters;
 pub mod app;
-pub mod cache;
-pub mod claims;
 pub mod cli;
 pub mod config;
-pub mod credential;
-pub mod edge;
-pub mod error;
-pub mod exchange;
-pub mod ext_authz;
-pub mod forward_auth;
-pub mod gotrue_token;
-pub mod grpc;
-pub mod http;
-pub mod identity;
-pub mod jws;
-pub mod keys;
-pub mod keyset;
-pub mod listen;
-pub mod live;
-pub mod metrics;
-pub mod mint;
-pub mod otel;
-pub mod pipeline;
-pub mod telemetry;
-pub mod upstream;
-pub mod verify;
+pub(crate) mod core;
+pub(crate) mod gate;
+pub(crate) mod keys;
+pub(crate) mod obs;
+pub(crate) mod verify;
 
+pub use crate::core::error::AuthError;
+pub use crate::core::identity::Identity;
 pub use app::{Listeners, run};
 pub use config::Config;
-pub use error::AuthError;
-pub use identity::Identity;
+
+/// What the integration tests, fuzz targets and examples drive directly,
+/// below the service's surface. Not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::adapters::ext_authz::ExtAuthz;
+    pub use crate::adapters::forward_auth::flatten;
+    pub use crate::core::claims::{Claims, unix_now};
+    pub use crate::core::credential::extract;
+    pub use crate::core::headers::Headers;
+    pub use crate::core::jws::{CompactJws, signature_buffer};
+    pub use crate::gate::edge::{client_address, header_value, strip_cookies};
+    pub use crate::gate::live::{Generation, Live};
+    pub use crate::gate::{Gate, VerifyInput};
+    pub use crate::keys::public::KeySet;
+    pub use crate::keys::ring::generate_pkcs8_pem;
+    pub use crate::obs::metrics::{Adapter, Metrics};
+    pub use crate::verify::nf_sign::{ProxyVerifier, ReplayCache, find_header};
+}
 
 /// Generated protobuf and gRPC code for `authgate.v1`.
 #[allow(missing_docs)]

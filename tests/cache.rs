@@ -5,22 +5,16 @@
 mod common;
 
 use authgate::AuthError;
-use authgate::pipeline::{Authenticator, VerifyInput};
+use authgate::testing::{Gate, VerifyInput};
 use common::*;
 use serde_json::json;
-use std::collections::HashMap;
 
-fn core(extra: &str) -> Authenticator {
-    Authenticator::from_config(&load_config(&format!("{extra}\n{}", standard_config())).unwrap())
+fn core(extra: &str) -> Gate {
+    Gate::from_config(&load_config(&format!("{extra}\n{}", standard_config())).unwrap()).unwrap()
 }
 
-async fn check(
-    core: &Authenticator,
-    token: &str,
-    issuer: &str,
-    roles: &[&str],
-) -> Result<String, &'static str> {
-    let headers = HashMap::new();
+async fn check(core: &Gate, token: &str, issuer: &str, roles: &[&str]) -> Result<String, &'static str> {
+    let headers = authgate::testing::Headers::new();
     let required: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
     let input = VerifyInput {
         token: (!token.is_empty()).then_some(token),
@@ -29,7 +23,7 @@ async fn check(
         issuer: (!issuer.is_empty()).then_some(issuer),
         require_signed_proxy: false,
         client: None,
-        adapter: authgate::metrics::Adapter::Verify,
+        adapter: authgate::testing::Adapter::Verify,
         identity_in_headers: false,
     };
     core.verify(input)
@@ -69,7 +63,7 @@ async fn cached_entries_die_with_the_token() {
     let core = core("");
     let config =
         load_config(&standard_config().replace("default = true", "default = true\nleeway = \"0s\"")).unwrap();
-    let zero_leeway = Authenticator::from_config(&config);
+    let zero_leeway = Gate::from_config(&config).unwrap();
     let exp = now() + 2;
     let token = gotrue_token(&json!({"sub": "short-lived", "exp": exp}), SECRET);
     assert_eq!(check(&zero_leeway, &token, "", &[]).await.map(|_| ()), Ok(()));

@@ -95,6 +95,7 @@ async fn dev_token_verifies_against_dev_mode() {
         http_addr: Some("127.0.0.1:0".into()),
         env: &no_env,
         workdir: dir.path().to_path_buf(),
+        offline: false,
     })
     .unwrap();
     config.log.level = "warn".into();
@@ -241,4 +242,90 @@ fn config_errors_say_where_and_what() {
             assert!(stderr.contains(needle), "{description}: missing {needle:?} in\n{stderr}");
         }
     }
+}
+
+/// `check-config --offline` validates a config whose secret and key files
+/// are not on this machine (a config repository's CI), and still reports
+/// every structural error; without `--offline` the same config fails on the
+/// missing files, and a key file that is not a key fails where its path is.
+#[test]
+fn check_config_offline_names_files_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    let valid = "[exchange]\nissuer_url = \"https://authgate.internal\"\n[[exchange.keys]]\nkid = \"k1\"\nprivate_key_file = \"/run/secrets/absent.pem\"\n[[exchange.audiences]]\nname = \"orders\"\n\n[[issuers]]\nname = \"a\"\nsecret_file = \"/run/secrets/absent\"\n";
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], i32, &'a [&'a str]);
+    let cases: [Case; 4] = [
+        ("offline: files named, not read", valid, &["--offline"], 0, &["configuration is valid"]),
+        (
+            "online: the missing files are errors",
+            valid,
+            &[],
+            2,
+            &["cannot read /run/secrets/absent", "cannot read /run/secrets/absent.pem"],
+        ),
+        (
+            "offline still checks structure",
+            "[[issuers]]\nname = \"a\"\nsecret_file = \"/x\"\nleeway = \"forever\"\n",
+            &["--offline"],
+            2,
+            &["c.toml:4:1: issuers[0] (a).leeway: not a duration"],
+        ),
+        (
+            "a key file that is no key fails at check-config, under its path",
+            "[exchange]\nissuer_url = \"https://authgate.internal\"\n[[exchange.keys]]\nkid = \"k1\"\nprivate_key = \"this is not a PEM private key at all\"\n[[exchange.audiences]]\nname = \"orders\"\n\n[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n",
+            &[],
+            2,
+            &["exchange.keys[0] (k1): private key is not a PKCS#8 PEM EdDSA key"],
+        ),
+    ];
+    for (description, toml, flags, code, needles) in cases {
+        std::fs::write(&cfg, toml).unwrap();
+        let out =
+            authgate(dir.path()).arg("check-config").args(flags).arg("--config").arg(&cfg).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{description}: {stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{description}: missing {needle:?} in\n{stderr}");
+        }
+    }
+    assert!(!dir.path().join(".authgate").exists(), "check-config wrote a dev secret");
+}
+
+/// `authgate config schema` prints a JSON Schema that a real validator
+/// (Python's jsonschema, in the test venv) accepts the shipped examples
+/// against and rejects a typo with.
+#[test]
+fn config_schema_validates_real_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = authgate(dir.path()).args(["config", "schema"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).expect("schema is JSON");
+    assert_eq!(schema["properties"]["server"]["additionalProperties"], false);
+    let python = std::env::var("AUTHGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    std::fs::write(dir.path().join("schema.json"), &out.stdout).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let script = r#"
+import json, sys, tomllib, jsonschema, pathlib
+schema = json.load(open(sys.argv[1]))
+checked = 0
+for path in sorted(pathlib.Path(sys.argv[2]).rglob("authgate*.toml")):
+    jsonschema.validate(tomllib.loads(path.read_text()), schema)
+    checked += 1
+try:
+    jsonschema.validate(tomllib.loads('[server]\ngrpc_adr = "x"\n'), schema)
+    print("typo accepted"); sys.exit(1)
+except jsonschema.ValidationError as e:
+    assert "grpc_adr" in e.message, e.message
+print(f"validated {checked}")
+"#;
+    let run = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path().join("schema.json"))
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(!stdout.contains("validated 0"), "no example config found under deploy/: {stdout}");
 }

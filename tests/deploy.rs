@@ -87,7 +87,7 @@ fn configmap_config_is_valid() {
     std::fs::write(secrets.join("netlify-jwt-secret"), "netlify-jwt-secret-0123456789\n").unwrap();
     std::fs::write(
         secrets.join("exchange-2026-11.pem"),
-        authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap(),
+        authgate::testing::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap(),
     )
     .unwrap();
     let cfg = dir.path().join("authgate.toml");

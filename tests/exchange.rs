@@ -22,7 +22,7 @@ type Outcome = Result<(), (Code, String)>;
 /// Key files made at test time with the same code as `authgate keys generate`.
 fn write_key(dir: &Path, name: &str, alg: MintAlg) -> String {
     let path = dir.join(name);
-    std::fs::write(&path, authgate::mint::generate_pkcs8_pem(alg).unwrap()).unwrap();
+    std::fs::write(&path, authgate::testing::generate_pkcs8_pem(alg).unwrap()).unwrap();
     path.display().to_string()
 }
 

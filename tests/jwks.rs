@@ -172,7 +172,7 @@ fn attacker_key(alg: authgate::config::MintAlg) -> (EncodingKey, Value) {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let pem = authgate::mint::generate_pkcs8_pem(alg).unwrap();
+    let pem = authgate::testing::generate_pkcs8_pem(alg).unwrap();
     let der = pem::parse(&pem).unwrap().into_contents();
     match alg {
         MintAlg::ES256 => {
@@ -615,7 +615,7 @@ async fn supabase_and_auth0_shaped_tokens_with_static_keys() {
     // namespaced claim, `permissions` and `scope`; keys as PEM files.
     let pem_dir = dir.path().join("keys");
     std::fs::create_dir(&pem_dir).unwrap();
-    let private = authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::RS256).unwrap();
+    let private = authgate::testing::generate_pkcs8_pem(authgate::config::MintAlg::RS256).unwrap();
     let public = rsa_public_pem(&private);
     std::fs::write(pem_dir.join("tenant-key.pem"), public).unwrap();
     let a0 = TestServer::start(&format!(

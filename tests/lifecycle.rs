@@ -173,6 +173,13 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
             .unwrap();
         authz.check(req).await.unwrap();
     }
+    // Exchange is decided and recorded like the rest, even when it is off.
+    let exchange = authgate::pb::ExchangeRequest {
+        subject_token: token.clone(),
+        audience: "orders".into(),
+        ..Default::default()
+    };
+    client.exchange(exchange).await.unwrap_err();
     let call = start_slow_verify(grpc, token.clone()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.signal("TERM");
@@ -189,7 +196,15 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["message"] == "decision")
         .collect();
-    assert_eq!(decisions.len(), 5, "one line per decision:\n{all}");
+    assert_eq!(decisions.len(), 6, "one line per decision:\n{all}");
+    assert_eq!(decisions[4]["adapter"], "exchange");
+    assert_eq!(decisions[4]["reason"], "exchange_disabled");
+    assert_eq!(decisions[3]["adapter"], "ext_authz");
+    for d in &decisions {
+        let adapter = d["adapter"].as_str().unwrap_or_default();
+        assert!(["verify", "exchange", "ext_authz", "forward_auth"].contains(&adapter), "no adapter in {d}");
+    }
+    assert_eq!(decisions[0]["adapter"], "verify");
     assert_eq!(decisions[3]["reason"], "missing_credential");
     assert_eq!(decisions[3]["client"], "203.0.113.7", "the edge client, not the forwarded-for text");
     assert_eq!(decisions[0]["granted"], true);

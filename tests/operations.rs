@@ -238,12 +238,12 @@ async fn changed_secret_file_reloads_without_a_signal() {
 /// while a request holding the old generation finishes on it.
 #[tokio::test]
 async fn reload_keeps_the_running_generation_until_the_new_one_is_ready() {
-    use authgate::live::{Generation, Live};
+    use authgate::testing::{Generation, Live};
     let first = load_config(&standard_config()).unwrap();
-    let metrics = std::sync::Arc::new(authgate::metrics::Metrics::new());
+    let metrics = std::sync::Arc::new(authgate::testing::Metrics::new());
     let live = Live::start(first, metrics).unwrap();
     let in_flight = live.get();
-    let names = |g: &Generation| g.core.issuers().names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let names = |g: &Generation| g.gate.issuers().names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let configured = names(&in_flight);
 
     let unreachable = load_config(&format!(
@@ -255,14 +255,14 @@ async fn reload_keeps_the_running_generation_until_the_new_one_is_ready() {
     let err = live.reload(unreachable, Duration::from_millis(500)).await.unwrap_err();
     assert!(err.contains("idp"), "{err}");
     assert_eq!(names(&live.get()), configured, "the running issuers stay");
-    assert!(live.get().core.issuers().ready(), "readiness unchanged by a refused reload");
+    assert!(live.get().gate.issuers().ready(), "readiness unchanged by a refused reload");
 
     let mut fewer = load_config(&standard_config()).unwrap();
     fewer.issuers.retain(|i| i.name == "netlify");
     fewer.grpc_addr = "127.0.0.1:1".parse().unwrap();
     let restart_only = live.reload(fewer, Duration::from_secs(1)).await.unwrap();
     assert_eq!(restart_only, ["server.grpc_addr"], "settings bound at start are reported");
-    assert_eq!(live.get().core.issuers().names(), ["netlify"]);
+    assert_eq!(live.get().gate.issuers().names(), ["netlify"]);
     // The request that started before the swap still has its generation.
     assert_eq!(names(&in_flight), configured);
 }

@@ -11,7 +11,7 @@ mod support;
 
 struct Target {
     runtime: tokio::runtime::Runtime,
-    service: authgate::ext_authz::ExtAuthz,
+    service: authgate::testing::ExtAuthz,
 }
 
 fn target() -> &'static Target {
@@ -25,9 +25,9 @@ fn target() -> &'static Target {
         )
         .expect("valid config");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let metrics = Arc::new(authgate::metrics::Metrics::new());
-        let live = Arc::new(authgate::live::Live::start(config, metrics).expect("live"));
-        Target { runtime, service: authgate::ext_authz::ExtAuthz::new(live) }
+        let metrics = Arc::new(authgate::testing::Metrics::new());
+        let live = Arc::new(authgate::testing::Live::start(config, metrics).expect("live"));
+        Target { runtime, service: authgate::testing::ExtAuthz::new(live) }
     })
 }
 

@@ -3,11 +3,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use std::collections::HashMap;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let mut view = HashMap::new();
+    let mut view = authgate::testing::Headers::new();
     let mut token = "";
     for (i, line) in text.split('\n').enumerate() {
         if i == 0 {
@@ -15,10 +14,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         }
         if let Some((name, value)) = line.split_once(':') {
-            authgate::credential::add_header(&mut view, name, value.trim_start().to_string());
+            view.add(name, value.trim_start());
         }
     }
-    let _ = authgate::credential::extract((!token.is_empty()).then_some(token), &view);
-    let _ = authgate::verify::nf_sign::find_header(&view);
-    let _ = authgate::edge::client_address(&view, 1, Some("192.0.2.1"));
+    let _ = authgate::testing::extract((!token.is_empty()).then_some(token), &view);
+    let _ = authgate::testing::find_header(&view);
+    let _ = authgate::testing::client_address(&view, 1, Some("192.0.2.1"));
 });

@@ -15,13 +15,14 @@ fuzz_target!(|data: &[u8]| {
         };
         headers.append(name, value);
     }
-    let Ok(view) = authgate::forward_auth::flatten(&headers) else { return };
-    let _ = authgate::credential::extract(None, &view);
-    if let Some(cookie) = view.get("cookie") {
-        let _ = authgate::edge::strip_cookies(cookie, &["nf_jwt".to_string(), "nf_refresh".to_string()]);
+    let Ok(view) = authgate::testing::flatten(&headers) else { return };
+    let _ = authgate::testing::extract(None, &view);
+    let _ = authgate::testing::find_header(&view);
+    if let Some(cookie) = view.joined("cookie", "; ") {
+        let _ = authgate::testing::strip_cookies(&cookie, &["nf_jwt".to_string(), "nf_refresh".to_string()]);
     }
-    for value in view.values() {
-        if let Some(encoded) = authgate::edge::header_value(value) {
+    for (_, value) in view.iter() {
+        if let Some(encoded) = authgate::testing::header_value(value) {
             assert!(http::HeaderValue::from_str(&encoded).is_ok(), "an encoded value is not a header value");
         }
     }

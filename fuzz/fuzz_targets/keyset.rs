@@ -1,7 +1,8 @@
 //! Public keys from a JWKS document and from PEM text.
 #![no_main]
 
-use authgate::keyset::{JwsAlg, KeySet};
+use authgate::config::JwsAlg;
+use authgate::testing::KeySet;
 use libfuzzer_sys::fuzz_target;
 
 const ALL: [JwsAlg; 4] = [JwsAlg::RS256, JwsAlg::PS256, JwsAlg::ES256, JwsAlg::EdDSA];

@@ -1,7 +1,7 @@
 //! `x-nf-sign` verification with a configured secret, replay protection on.
 #![no_main]
 
-use authgate::verify::nf_sign::{ProxyVerifier, ReplayCache};
+use authgate::testing::{ProxyVerifier, ReplayCache};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -19,5 +19,6 @@ pub fn load_config(
         http_addr: None,
         env: &env,
         workdir: dir,
+        offline: false,
     })
 }

@@ -2,7 +2,8 @@
 //! and forward-auth requests, and the identity header names, read and
 //! checked in the same pass as the rest of the config.
 
-use super::{ExchangeConfig, IssuerConfig, Reader, Section};
+use super::read::{Reader, Section};
+use super::{ExchangeConfig, IssuerConfig};
 use std::collections::BTreeSet;
 use toml::{Table, Value};
 

@@ -1,6 +1,6 @@
 //! `[server]` limits and timeouts of both listening ports.
 
-use super::{Reader, Section, parse_bounded, parse_duration};
+use super::read::{Reader, Section, parse_bounded, parse_duration};
 use std::time::Duration;
 
 /// The limits and timeouts of both listening ports (`[server]`), so that

@@ -7,12 +7,13 @@
 //! `iss` → `aud` → `sub` (required; system principal refused) → roles.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims, SYSTEM_SUBJECTS, unix_now};
+use crate::config::ClaimPath;
 use crate::config::{Hs256Settings, IssuerConfig};
-use crate::error::AuthError;
-use crate::identity::Identity;
-use crate::jws::{CompactJws, signature_buffer};
-use crate::keys::{HmacKeySet, KeySlot};
+use crate::core::claims::{Claims, SYSTEM_SUBJECTS, unix_now};
+use crate::core::error::AuthError;
+use crate::core::identity::Identity;
+use crate::core::jws::{CompactJws, signature_buffer};
+use crate::keys::hmac::{HmacKeySet, KeySlot};
 use std::sync::Arc;
 
 /// One HS256 issuer.

@@ -27,11 +27,13 @@
 //! unavailability never is.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims, SYSTEM_SUBJECTS, unix_now};
-use crate::config::{IdentitySettings, IssuerConfig};
-use crate::error::AuthError;
-use crate::identity::Identity;
-use crate::jws::CompactJws;
+use crate::config::ClaimPath;
+use crate::config::{IssuerConfig, NetlifyIdentitySettings};
+use crate::core::claims::{Claims, SYSTEM_SUBJECTS, unix_now};
+use crate::core::error::AuthError;
+use crate::core::identity::Identity;
+use crate::core::jws::CompactJws;
+use crate::obs::metrics::{CacheName, Protection, UpstreamKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,19 +52,19 @@ impl moka::Expiry<[u8; 32], Positive> for PositiveExpiry {
 }
 
 /// One hosted-Identity issuer.
-pub struct IdentityVerifier {
+pub struct IntrospectVerifier {
     name: Arc<str>,
     user_url: String,
     client: reqwest::Client,
     leeway: i64,
     audiences: Vec<String>,
     role_claims: Vec<ClaimPath>,
-    settings: IdentitySettings,
+    settings: NetlifyIdentitySettings,
     positive: moka::future::Cache<[u8; 32], Positive>,
     negative: Option<moka::future::Cache<[u8; 32], AuthError>>,
     slots: tokio::sync::Semaphore,
     clients: ClientShares,
-    metrics: Arc<crate::metrics::Metrics>,
+    metrics: Arc<crate::obs::metrics::Metrics>,
 }
 
 /// Upstream calls in flight per client, so that one source (a flood of
@@ -107,12 +109,12 @@ impl Drop for ClientShare<'_> {
     }
 }
 
-impl IdentityVerifier {
+impl IntrospectVerifier {
     /// Builds the verifier, its HTTP client and caches (once, at load time).
     pub fn new(
         config: &IssuerConfig,
-        settings: &IdentitySettings,
-        metrics: Arc<crate::metrics::Metrics>,
+        settings: &NetlifyIdentitySettings,
+        metrics: Arc<crate::obs::metrics::Metrics>,
     ) -> Self {
         // Every entry weighs at least max_bytes / max_entries, so the weight
         // bound also bounds the entry count.
@@ -124,7 +126,7 @@ impl IdentityVerifier {
                 approx_bytes(&v.identity).max(floor).min(u64::from(u32::MAX)) as u32
             })
             .expire_after(PositiveExpiry)
-            .eviction_listener(crate::cache::count_evictions(metrics.clone(), "introspection"))
+            .eviction_listener(crate::core::cache::count_evictions(metrics.clone(), CacheName::Introspection))
             .build();
         let negative = (!settings.negative_cache_ttl.is_zero()).then(|| {
             moka::future::Cache::builder()
@@ -132,7 +134,7 @@ impl IdentityVerifier {
                 .time_to_live(settings.negative_cache_ttl)
                 .build()
         });
-        let client = crate::upstream::client(settings.connect_timeout, settings.timeout);
+        let client = crate::verify::upstream::client(settings.connect_timeout, settings.timeout);
         Self {
             name: Arc::from(config.name.as_str()),
             user_url: format!("{}/user", settings.identity_url),
@@ -177,11 +179,14 @@ impl IdentityVerifier {
     async fn check(&self, jws: &CompactJws<'_>, client: Option<&str>) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
         let token = jws.compact();
-        let key = crate::cache::key(&self.name, 0, token);
+        let key = crate::core::cache::key(&self.name, 0, token);
         // A positive entry exists only for these exact bytes after GoTrue
         // accepted them, so shape, alg and sub need no second look; exp does.
         let hit = self.positive.get(&key).await;
-        self.metrics.cache_lookup("introspection", hit.as_ref().is_some_and(|h| now < h.identity.expires_at));
+        self.metrics.cache_lookup(
+            CacheName::Introspection,
+            hit.as_ref().is_some_and(|h| now < h.identity.expires_at),
+        );
         if let Some(hit) = hit {
             if now < hit.identity.expires_at {
                 return Ok(hit.identity);
@@ -229,7 +234,7 @@ impl IdentityVerifier {
         client: Option<&str>,
     ) -> Result<Identity, AuthError> {
         let _share = self.clients.enter(client).ok_or_else(|| {
-            self.metrics.protection("client_busy");
+            self.metrics.protection(Protection::ClientBusy);
             AuthError::ClientBusy
         })?;
         let _slot = tokio::time::timeout(self.settings.queue_timeout, self.slots.acquire())
@@ -237,7 +242,7 @@ impl IdentityVerifier {
             .map_err(|_| AuthError::UpstreamBusy)?
             .map_err(|_| AuthError::UpstreamBusy)?;
         let started = Instant::now();
-        let mut span = crate::otel::UpstreamSpan::start("introspection", &self.name);
+        let mut span = crate::obs::traces::UpstreamSpan::start(UpstreamKind::Introspection, &self.name);
         let result = self.call(token).await;
         let elapsed = started.elapsed();
         let elapsed_ms = elapsed.as_millis() as u64;
@@ -248,7 +253,7 @@ impl IdentityVerifier {
             Err(AuthError::UpstreamRateLimited { .. }) => "rate_limited",
             Err(_) => "error",
         };
-        self.metrics.upstream("introspection", &self.name, outcome, elapsed);
+        self.metrics.upstream(UpstreamKind::Introspection, &self.name, outcome, elapsed);
         span.outcome(outcome);
         match &result {
             Ok((status, _)) => tracing::debug!(issuer = %self.name, status, elapsed_ms, "introspection"),
@@ -263,8 +268,9 @@ impl IdentityVerifier {
     /// GET /user; returns (status, body) or an upstream error. The body is
     /// read up to `max_response_bytes`.
     async fn call(&self, token: &str) -> Result<(u16, Vec<u8>), AuthError> {
-        let unavailable = |e: crate::upstream::UpstreamError| AuthError::UpstreamUnavailable(e.as_str());
-        let resp = crate::upstream::send(self.client.get(&self.user_url).bearer_auth(token))
+        let unavailable =
+            |e: crate::verify::upstream::UpstreamError| AuthError::UpstreamUnavailable(e.as_str());
+        let resp = crate::verify::upstream::send(self.client.get(&self.user_url).bearer_auth(token))
             .await
             .map_err(unavailable)?;
         let status = resp.status().as_u16();
@@ -276,8 +282,9 @@ impl IdentityVerifier {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             return Err(AuthError::UpstreamRateLimited { retry_after_secs });
         }
-        let body =
-            crate::upstream::body(resp, self.settings.max_response_bytes).await.map_err(unavailable)?;
+        let body = crate::verify::upstream::body(resp, self.settings.max_response_bytes)
+            .await
+            .map_err(unavailable)?;
         Ok((status, body))
     }
 
@@ -352,9 +359,9 @@ fn approx_bytes(id: &Identity) -> u64 {
     (256 + strings + 4 * (json(&id.app_metadata) + json(&id.user_metadata))) as u64
 }
 
-impl Verifier for IdentityVerifier {
-    fn report(&self, metrics: &crate::metrics::Metrics) {
-        metrics.cache_size("introspection", self.positive.entry_count());
+impl Verifier for IntrospectVerifier {
+    fn report(&self, metrics: &crate::obs::metrics::Metrics) {
+        metrics.cache_size(CacheName::Introspection, self.positive.entry_count());
     }
 
     fn name(&self) -> &str {

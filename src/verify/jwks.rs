@@ -29,16 +29,19 @@
 //! - a key removed from the JWKS stops verifying with the next successful
 //!   fetch (the snapshot is replaced whole);
 //! - a token without `kid` is tried against at most
-//!   [`crate::keyset::MAX_KIDLESS_CANDIDATES`] keys of its algorithm.
+//!   [`crate::keys::public::MAX_KIDLESS_CANDIDATES`] keys of its algorithm.
 
 use super::{Verifier, VerifyFuture};
-use crate::claims::{ClaimPath, Claims, unix_now};
+use crate::config::ClaimPath;
+use crate::config::JwsAlg;
 use crate::config::{IssuerConfig, JwksSettings, KeySource};
-use crate::error::AuthError;
-use crate::identity::Identity;
-use crate::jws::{CompactJws, signature_buffer};
-use crate::keyset::{JwsAlg, KeySet, Lookup};
-use crate::metrics::Metrics;
+use crate::core::claims::{Claims, unix_now};
+use crate::core::error::AuthError;
+use crate::core::identity::Identity;
+use crate::core::jws::{CompactJws, signature_buffer};
+use crate::keys::public::{KeySet, Lookup};
+use crate::obs::metrics::Metrics;
+use crate::obs::metrics::UpstreamKind;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -92,21 +95,20 @@ struct Fetched {
 }
 
 impl JwksVerifier {
-    /// Builds the verifier. Static keys are built now; remote keys are
-    /// fetched by a background task when a tokio runtime is running (else on
-    /// the first request).
-    pub fn new(config: &IssuerConfig, settings: &JwksSettings, metrics: Arc<Metrics>) -> Self {
+    /// Builds the verifier. `initial` is the static key set parsed when
+    /// the generation was built (`jwks_file`, `public_key_files`); remote
+    /// keys are fetched by a background task when a tokio runtime is running
+    /// (else on the first request).
+    pub fn new(
+        config: &IssuerConfig,
+        settings: &JwksSettings,
+        initial: Option<Arc<KeySet>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let expected_iss = config.expected_iss.clone().unwrap_or_default();
-        let initial = match &settings.source {
-            KeySource::JwksDocument(doc) => {
-                KeySet::from_jwks(doc.as_bytes(), &settings.algorithms).ok().map(|(set, _)| Arc::new(set))
-            }
-            KeySource::Pems(pems) => KeySet::from_pems(pems, &settings.algorithms).ok().map(Arc::new),
-            KeySource::Discovery(_) | KeySource::Url(_) => None,
-        };
         let fetcher = settings.source.is_remote().then(|| Fetcher {
-            client: crate::upstream::client(settings.fetch_timeout, settings.fetch_timeout),
+            client: crate::verify::upstream::client(settings.fetch_timeout, settings.fetch_timeout),
             source: settings.source.clone(),
             expected_iss: expected_iss.clone(),
         });
@@ -277,7 +279,7 @@ impl KeyStore {
             (KeySource::Discovery(_), Some(u)) => u.clone(),
             (KeySource::Discovery(iss), None) => {
                 let url = format!("{}/.well-known/openid-configuration", iss.trim_end_matches('/'));
-                let (body, _) = self.get(fetcher, "discovery", &url).await?;
+                let (body, _) = self.get(fetcher, UpstreamKind::Discovery, &url).await?;
                 let doc: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|_| "discovery document is not JSON".to_string())?;
                 // OpenID Connect Discovery §4.3: the issuer must match exactly.
@@ -291,7 +293,7 @@ impl KeyStore {
             }
             (_, _) => return Err("not a remote key source".into()),
         };
-        let fetched = self.get(fetcher, "jwks", &jwks_uri).await;
+        let fetched = self.get(fetcher, UpstreamKind::Jwks, &jwks_uri).await;
         let (body, max_age) = match fetched {
             Ok(ok) => ok,
             Err(e) => {
@@ -313,11 +315,11 @@ impl KeyStore {
     async fn get(
         &self,
         fetcher: &Fetcher,
-        kind: &'static str,
+        kind: UpstreamKind,
         url: &str,
     ) -> Result<(Vec<u8>, Option<Duration>), String> {
         let started = Instant::now();
-        let mut span = crate::otel::UpstreamSpan::start(kind, &self.issuer);
+        let mut span = crate::obs::traces::UpstreamSpan::start(kind, &self.issuer);
         let result = self.get_once(fetcher, url).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         self.metrics.upstream(kind, &self.issuer, outcome, started.elapsed());
@@ -326,8 +328,9 @@ impl KeyStore {
     }
 
     async fn get_once(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let resp =
-            crate::upstream::send(fetcher.client.get(url)).await.map_err(|e| e.as_str().to_string())?;
+        let resp = crate::verify::upstream::send(fetcher.client.get(url))
+            .await
+            .map_err(|e| e.as_str().to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
@@ -336,7 +339,7 @@ impl KeyStore {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_max_age);
-        let body = crate::upstream::body(resp, self.settings.max_response_bytes)
+        let body = crate::verify::upstream::body(resp, self.settings.max_response_bytes)
             .await
             .map_err(|e| e.as_str().to_string())?;
         Ok((body, max_age))
@@ -373,12 +376,12 @@ async fn refresh_loop(store: Weak<KeyStore>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let Some(keys) = store.upgrade() else { return };
-        let cx = crate::otel::refresh_span(&keys.issuer);
+        let cx = crate::obs::traces::refresh_span(&keys.issuer);
         let outcome = {
             let mut log = keys.fetch_log.lock().await;
             opentelemetry::context::FutureExt::with_context(keys.fetch_locked(&mut log), cx.clone()).await
         };
-        crate::otel::end(&cx);
+        crate::obs::traces::end(&cx);
         let wait = match outcome {
             Ok(max_age) => {
                 backoff = Duration::from_secs(1);

@@ -17,11 +17,13 @@ pub mod hs256;
 pub mod introspect;
 pub mod jwks;
 pub mod nf_sign;
+pub mod upstream;
 
 use crate::config::{Config, IssuerKind};
-use crate::error::AuthError;
-use crate::identity::Identity;
-use crate::jws::CompactJws;
+use crate::core::error::AuthError;
+use crate::core::identity::Identity;
+use crate::core::jws::CompactJws;
+use crate::keys::public::KeySet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -56,7 +58,7 @@ pub trait Verifier: Send + Sync {
         true
     }
     /// Sets this issuer's state gauges (key sets, caches) before a scrape.
-    fn report(&self, _metrics: &crate::metrics::Metrics) {}
+    fn report(&self, _metrics: &crate::obs::metrics::Metrics) {}
     /// Verifies the token completely and builds the identity. `client` is
     /// the end user's address, when known, for verifiers that
     /// spend a shared resource per request (remote introspection).
@@ -71,17 +73,25 @@ pub struct Issuers {
 
 impl Issuers {
     /// Builds every verifier (and its keys) from a validated config.
-    pub fn from_config(config: &Config, metrics: &Arc<crate::metrics::Metrics>) -> Self {
+    /// `static_sets` are the issuers' parsed static key sets, in config
+    /// order ([`crate::keys::Material`]).
+    pub fn from_config(
+        config: &Config,
+        static_sets: &[Option<Arc<KeySet>>],
+        metrics: &Arc<crate::obs::metrics::Metrics>,
+    ) -> Self {
         let verifiers: Vec<Arc<dyn Verifier>> = config
             .issuers
             .iter()
-            .map(|i| match &i.kind {
+            .enumerate()
+            .map(|(index, i)| match &i.kind {
                 IssuerKind::Hs256(h) => Arc::new(hs256::Hs256Verifier::new(i, h)) as Arc<dyn Verifier>,
                 IssuerKind::NetlifyIdentity(n) => {
-                    Arc::new(introspect::IdentityVerifier::new(i, n, metrics.clone())) as Arc<dyn Verifier>
+                    Arc::new(introspect::IntrospectVerifier::new(i, n, metrics.clone())) as Arc<dyn Verifier>
                 }
                 IssuerKind::Jwks(j) => {
-                    Arc::new(jwks::JwksVerifier::new(i, j, metrics.clone())) as Arc<dyn Verifier>
+                    let initial = static_sets.get(index).cloned().flatten();
+                    Arc::new(jwks::JwksVerifier::new(i, j, initial, metrics.clone())) as Arc<dyn Verifier>
                 }
             })
             .collect();
@@ -122,7 +132,7 @@ impl Issuers {
     }
 
     /// Every issuer's state gauges.
-    pub fn report(&self, metrics: &crate::metrics::Metrics) {
+    pub fn report(&self, metrics: &crate::obs::metrics::Metrics) {
         for v in &self.verifiers {
             v.report(metrics);
         }

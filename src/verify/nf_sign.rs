@@ -18,11 +18,13 @@
 //! distinct valid headers, which needs the secret, could evict entries); it
 //! breaks client retries through the proxy.
 
-use crate::claims::Claims;
 use crate::config::SignedProxyConfig;
-use crate::error::AuthError;
-use crate::jws::{CompactJws, signature_buffer};
-use crate::keys::HmacKeySet;
+use crate::core::claims::Claims;
+use crate::core::error::AuthError;
+use crate::core::headers::Headers;
+use crate::core::identity::ProxyAttestation;
+use crate::core::jws::{CompactJws, signature_buffer};
+use crate::keys::hmac::HmacKeySet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,21 +33,6 @@ pub const HEADER: &str = "x-nf-sign";
 
 /// Longest header accepted (a real one is about 200 bytes).
 const MAX_HEADER_BYTES: usize = 4096;
-
-/// Verified claims of one `x-nf-sign` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyAttestation {
-    /// `netlify_id`, empty when absent.
-    pub site_id: String,
-    /// `site_url`, empty when absent.
-    pub site_url: String,
-    /// `deploy_context`, empty when absent.
-    pub deploy_context: String,
-    /// `iat`, seconds since the epoch.
-    pub issued_at: i64,
-    /// `exp`, seconds since the epoch.
-    pub expires_at: i64,
-}
 
 /// Header values already accepted (by SHA-256), each until it expires.
 /// One per process: it outlives config reloads, so a reload (or a secret
@@ -164,7 +151,7 @@ impl ProxyVerifier {
         }
         if let Some(seen) = &self.seen {
             let ttl = Duration::from_secs(exp.saturating_add(self.leeway).saturating_sub(now).max(1) as u64);
-            let entry = seen.0.entry(crate::cache::key(HEADER, 0, header)).or_insert(ttl);
+            let entry = seen.0.entry(crate::core::cache::key(HEADER, 0, header)).or_insert(ttl);
             if !entry.is_fresh() {
                 return Err(AuthError::ProxySignatureReplayed);
             }
@@ -175,12 +162,6 @@ impl ProxyVerifier {
 
 /// The one `x-nf-sign` value in `headers` (names in any case), if any.
 /// Two headers of that name are refused: which one would Netlify have set?
-pub fn find_header(headers: &std::collections::HashMap<String, String>) -> Result<Option<&str>, AuthError> {
-    let mut found = None;
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case(HEADER) && found.replace(value.as_str()).is_some() {
-            return Err(AuthError::ProxySignatureInvalid("more than one x-nf-sign header"));
-        }
-    }
-    Ok(found)
+pub fn find_header(headers: &Headers) -> Result<Option<&str>, AuthError> {
+    headers.one(HEADER).map_err(|()| AuthError::ProxySignatureInvalid("more than one x-nf-sign header"))
 }

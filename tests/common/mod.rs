@@ -70,6 +70,7 @@ pub fn load_config(toml: &str) -> Result<Config, authgate::config::ConfigErrors>
         http_addr: None,
         env: &no_env,
         workdir: dir.path().to_path_buf(),
+        offline: false,
     })
 }
 
@@ -326,7 +327,7 @@ pub async fn port_opens(addr: SocketAddr, within: std::time::Duration) -> bool {
 /// audience allowing `orders:read` by default.
 pub fn exchange_section(dir: &std::path::Path) -> String {
     let key = dir.join("k.pem");
-    std::fs::write(&key, authgate::mint::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
+    std::fs::write(&key, authgate::testing::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap())
         .unwrap();
     format!(
         "[exchange]\nissuer_url = \"https://authgate.test\"\n[[exchange.keys]]\nkid = \"edge\"\nprivate_key_file = \"{}\"\n[[exchange.audiences]]\nname = \"orders\"\nscopes = [\"orders:read\"]\ndefault_scopes = [\"orders:read\"]\n",

@@ -1,0 +1,207 @@
+//! Envoy ext_authz v3 `Authorization/Check`: a thin adapter over the same
+//! core as Verify (and Exchange, when a route names an audience).
+//!
+//! Request view: `attributes.request.http.headers` **and** `header_map`
+//! (Envoy fills only the latter with `encode_raw_headers: true`); the client
+//! address from `attributes.source` (else the request's `x-forwarded-for`),
+//! never from the gRPC call itself, which is Envoy. Per-route policy from
+//! `context_extensions` over the `[edge]` defaults ([`RoutePolicy`]).
+//!
+//! Allow: status OK + `OkHttpResponse` setting the identity headers
+//! (default `x-authgate-subject`, `-email`, `-roles`, `-issuer`;
+//! overwriting client copies), removing the
+//! listed headers, or with an Exchange audience replacing `authorization`
+//! with the minted token; `dynamic_metadata` {subject, issuer, roles}.
+//! Deny: a **successful** RPC carrying `DeniedHttpResponse` (401/403/503/400,
+//! as forward-auth), never a gRPC error, so `failure_mode_allow` keeps its
+//! meaning; a decision that overruns `server.decision_deadline` is a 503
+//! denial (fail closed).
+
+use crate::core::error::AuthError;
+use crate::core::headers::Headers;
+use crate::gate::decision::Decision;
+use crate::gate::edge::{IdentityHeaders, client_address, denial_parts, identity_headers, strip_cookies};
+use crate::gate::live::Live;
+use crate::obs::metrics::Adapter;
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
+};
+use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
+use opentelemetry::context::FutureExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The ext_authz service.
+pub struct ExtAuthz {
+    live: Arc<Live>,
+}
+
+impl ExtAuthz {
+    /// Serves whatever generation is current when each check starts; its
+    /// `decision_deadline` bounds every decision.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
+    }
+}
+
+/// What a CheckRequest says about the HTTP request.
+struct RequestView<'r> {
+    /// `headers` and `header_map`, merged.
+    headers: Headers,
+    context_extensions: &'r HashMap<String, String>,
+    /// `attributes.source`: the downstream address as Envoy saw it.
+    source: Option<String>,
+}
+
+fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
+    let missing = AuthError::InvalidRequest("CheckRequest without HTTP attributes");
+    let attributes = req.attributes.as_ref().ok_or(missing.clone())?;
+    let http = attributes.request.as_ref().and_then(|r| r.http.as_ref()).ok_or(missing)?;
+    let mut out = Headers::new();
+    // The same rule as forward-auth's `HeaderValue::to_str`: visible ASCII
+    // and tab.
+    let mut add = |name: &str, value: &[u8]| {
+        let visible = value.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
+        match std::str::from_utf8(value) {
+            Ok(v) if visible || !crate::gate::edge::is_read_header(name) => {
+                out.add_received(name, v);
+                Ok(())
+            }
+            Err(_) if !crate::gate::edge::is_read_header(name) => Ok(()),
+            _ => Err(crate::gate::edge::UNREADABLE_HEADER),
+        }
+    };
+    for (k, v) in &http.headers {
+        add(k, v.as_bytes())?;
+    }
+    if let Some(map) = &http.header_map {
+        for h in &map.headers {
+            let value = if h.raw_value.is_empty() { h.value.as_bytes() } else { &h.raw_value };
+            add(&h.key, value)?;
+        }
+    }
+    let source = attributes
+        .source
+        .as_ref()
+        .and_then(|p| p.address.as_ref())
+        .and_then(|a| match &a.address {
+            Some(envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(s)) => {
+                Some(s.address.clone())
+            }
+            _ => None,
+        })
+        .filter(|a| !a.is_empty());
+    Ok(RequestView { headers: out, context_extensions: &attributes.context_extensions, source })
+}
+
+fn denied(e: &AuthError) -> CheckResponse {
+    let (status, headers, body) = denial_parts(e);
+    let mut denied = DeniedHttpResponseBuilder::new();
+    denied.set_http_status(HttpStatusCode::try_from(status as i32).unwrap_or(HttpStatusCode::Forbidden));
+    for (name, value) in headers {
+        denied.add_header(name, value, Some(HeaderAppendAction::OverwriteIfExistsOrAdd), false);
+    }
+    denied.set_body(body);
+    let mut resp = CheckResponse::with_status(Status::new(e.grpc_code(), e.to_string()));
+    resp.set_http_response(denied);
+    resp
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        let generation = self.live.get();
+        let (view, policy) = match request_view(&req).and_then(|view| {
+            generation.edge.route_from_extensions(view.context_extensions).map(|p| (view, p))
+        }) {
+            Ok(v) => v,
+            Err(e) => return Ok(Response::new(denied(&e))),
+        };
+        let cx = crate::obs::traces::server_span("envoy.service.auth.v3.Authorization/Check", |k| {
+            view.headers.first(k)
+        });
+        // Envoy's source address is the end user (Envoy already applied its
+        // own xff_num_trusted_hops); the headers only when it is absent.
+        let client = match &view.source {
+            Some(source) => Some(crate::gate::edge::client_label(Some(source))),
+            None => client_address(&view.headers, generation.trusted_proxy_hops, None),
+        };
+        let mut decision = Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone());
+        let decide = generation
+            .decide_edge(&view.headers, &policy, client.as_deref(), Adapter::ExtAuthz, &mut decision)
+            .with_context(cx);
+        let result = match tokio::time::timeout(generation.decision_deadline, decide).await {
+            Ok(d) => d,
+            // Fail closed: a slow decision is a denial, never an allow.
+            Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+        };
+        decision.record(self.live.metrics(), result.as_ref().map(|(id, _)| &**id));
+        let (identity, minted) = match result {
+            Ok(d) => d,
+            Err(e) => return Ok(Response::new(denied(&e))),
+        };
+        let IdentityHeaders { values, omitted_roles: omitted } =
+            match identity_headers(&generation.edge.headers, &identity) {
+                Ok(h) => h,
+                Err(e) => return Ok(Response::new(denied(&e))),
+            };
+        if omitted > 0 {
+            crate::gate::edge::report_omitted_roles(self.live.metrics(), omitted);
+        }
+        let mut ok = OkHttpResponseBuilder::new();
+        let overwrite = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
+        for (name, value) in values {
+            ok.add_header(name, value, overwrite, true);
+        }
+        let mut removed_cookie = false;
+        for name in &policy.remove_headers {
+            if minted.is_none() || name != "authorization" {
+                removed_cookie |= name == "cookie";
+                ok.remove_header(name.clone());
+            }
+        }
+        // The user's Netlify tokens stop at the edge; the app's own cookies
+        // pass. ext_authz cannot remove one cookie, so the header is rewritten.
+        if !removed_cookie
+            && let Some(cookies) = view.headers.joined("cookie", "; ")
+            && let Some(kept) = strip_cookies(&cookies, &generation.edge.strip_cookies)
+        {
+            if kept.is_empty() {
+                ok.remove_header("cookie".to_string());
+            } else {
+                ok.add_header("cookie", kept, overwrite, false);
+            }
+        }
+        if let Some(token) = minted {
+            ok.add_header("authorization", format!("Bearer {token}"), overwrite, false);
+        }
+        let mut resp = CheckResponse::with_status(Status::ok(""));
+        resp.set_http_response(ok);
+        resp.set_dynamic_metadata(Some(metadata(&identity)));
+        Ok(Response::new(resp))
+    }
+}
+
+fn metadata(id: &crate::core::identity::Identity) -> envoy_types::pb::google::protobuf::Struct {
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    let s = |v: String| Value { kind: Some(Kind::StringValue(v)) };
+    Struct {
+        fields: [
+            ("subject".to_string(), s(id.subject.clone())),
+            ("issuer".to_string(), s(id.issuer.to_string())),
+            ("roles".to_string(), s(id.roles.join(","))),
+            (
+                "role_list".to_string(),
+                Value {
+                    kind: Some(Kind::ListValue(envoy_types::pb::google::protobuf::ListValue {
+                        values: id.roles.iter().map(|r| s(r.clone())).collect(),
+                    })),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}

@@ -1,0 +1,126 @@
+//! `authgate.v1.AuthService` over tonic: translates protobuf to the core's
+//! inputs and back. Nothing is decided here.
+
+use crate::core::error::AuthError;
+use crate::core::headers::Headers;
+use crate::gate::VerifyInput;
+use crate::gate::decision::Decision;
+use crate::gate::edge::client_address;
+use crate::gate::exchange::{ExchangeInput, JWT_TOKEN_TYPE};
+use crate::gate::live::Live;
+use crate::obs::metrics::Adapter;
+use crate::pb;
+use opentelemetry::context::FutureExt;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// The gRPC service: a thin adapter over the current generation's
+/// [`crate::gate::Gate`] and [`crate::gate::exchange::Exchanger`]
+/// (absent when `[exchange]` is not configured).
+#[derive(Clone)]
+pub struct AuthGrpc {
+    live: Arc<Live>,
+}
+
+impl AuthGrpc {
+    /// Serves whatever generation is current when each call starts.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
+    }
+}
+
+/// A proto3 string field: the empty string is how protobuf says "absent".
+fn present(field: &str) -> Option<&str> {
+    (!field.is_empty()).then_some(field)
+}
+
+fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
+#[tonic::async_trait]
+impl pb::auth_service_server::AuthService for AuthGrpc {
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Verify", |k| {
+            request.metadata().get(k).and_then(|v| v.to_str().ok())
+        });
+        let peer = request.remote_addr().map(|a| a.ip().to_string());
+        let req = request.into_inner();
+        let generation = self.live.get();
+        let headers = Headers::from(&req.headers);
+        let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
+        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone());
+        let input = VerifyInput {
+            token: present(&req.token),
+            headers: &headers,
+            required_roles: &req.required_roles,
+            issuer: present(&req.issuer),
+            require_signed_proxy: req.require_signed_proxy,
+            client: client.as_deref(),
+            adapter: Adapter::Verify,
+            identity_in_headers: false,
+        };
+        let result = generation.gate.decide(input, &mut decision).with_context(cx).await;
+        decision.record(self.live.metrics(), result.as_ref().map(|v| &*v.identity));
+        let verified = result?;
+        Ok(Response::new(pb::VerifyResponse {
+            identity: Some(verified.identity.as_ref().into()),
+            proxy: verified.proxy.map(Into::into),
+        }))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let generation = self.live.get();
+        let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Exchange", |k| {
+            request.metadata().get(k).and_then(|v| v.to_str().ok())
+        });
+        let peer = request.remote_addr().map(|a| a.ip().to_string());
+        let req = request.into_inner();
+        let headers = Headers::from(&req.headers);
+        let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
+        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone());
+        let result = async {
+            let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
+            let requested_ttl = match req.requested_ttl {
+                None => None,
+                Some(d) if d.seconds > 0 && d.nanos >= 0 => {
+                    Some(std::time::Duration::from_secs(d.seconds as u64))
+                }
+                Some(_) => return Err(AuthError::InvalidRequest("requested_ttl must be positive")),
+            };
+            let input = ExchangeInput {
+                subject_token: present(&req.subject_token),
+                headers: &headers,
+                subject_token_type: present(&req.subject_token_type),
+                audience: &req.audience,
+                scopes: &req.scopes,
+                actor_token: present(&req.actor_token),
+                requested_ttl,
+                issuer: present(&req.issuer),
+                client: client.as_deref(),
+            };
+            exchanger.exchange(input, &mut decision).await
+        }
+        .with_context(cx)
+        .await;
+        decision.record(self.live.metrics(), result.as_ref().map(|m| &*m.identity));
+        let minted = result?;
+        let now = crate::core::claims::unix_now();
+        Ok(Response::new(pb::ExchangeResponse {
+            access_token: minted.token.clone(),
+            issued_token_type: JWT_TOKEN_TYPE.into(),
+            token_type: "Bearer".into(),
+            expires_at: timestamp(minted.expires_at),
+            expires_in: (minted.expires_at - now).max(0),
+            scopes: minted.scopes.clone(),
+            key_id: minted.key_id.clone(),
+            identity: Some(minted.identity.as_ref().into()),
+        }))
+    }
+}

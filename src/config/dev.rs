@@ -1,0 +1,119 @@
+//! The zero-config dev mode: one GoTrue-shaped `dev` issuer and a `dev`
+//! Exchange audience.
+
+use super::read::read_secret_file;
+use super::{
+    AudienceConfig, ClaimPath, DEFAULT_LEEWAY, DEFAULT_ROLE_CLAIMS, DEV_ISSUER, DEV_SECRET_PATH,
+    ENV_DEV_SECRET, ExchangeConfig, Hs256Settings, Inputs, IssuerConfig, IssuerKind, KeyState,
+    MIN_SECRET_BYTES, MintAlg, Secret, SigningKeyConfig,
+};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The dev-mode exchange: a fresh Ed25519 key per start (tokens die with the
+/// process) and one audience, `dev`, with scopes `read` (default) and `write`.
+pub(super) fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
+    let url = format!("http://{http_addr}");
+    Some(ExchangeConfig {
+        issuer_url: url.clone(),
+        public_base_url: url,
+        jwks_max_age: Duration::from_secs(300),
+        mint_cache_max_entries: 10_000,
+        mint_cache_min_remaining: 0.5,
+        keys: vec![SigningKeyConfig {
+            kid: "dev-ephemeral".into(),
+            alg: MintAlg::EdDSA,
+            state: KeyState::Active,
+            private_key: None,
+        }],
+        audiences: vec![AudienceConfig {
+            name: "dev".into(),
+            scopes: vec!["read".into(), "write".into()],
+            default_scopes: vec!["read".into()],
+            role_scopes: Vec::new(),
+            max_ttl: Duration::from_secs(300),
+            issuers: Vec::new(),
+            required_roles: Vec::new(),
+            allow_ttl_beyond_subject: false,
+        }],
+        leeway: DEFAULT_LEEWAY,
+    })
+}
+
+/// The zero-config issuer: GoTrue-shaped HS256, secret from
+/// `AUTHGATE_DEV_SECRET`, else `.authgate/dev-secret` (created once).
+pub(super) fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
+    let (secret, origin) = dev_secret(inputs)?;
+    let issuer = IssuerConfig {
+        name: DEV_ISSUER.to_string(),
+        kind: IssuerKind::Hs256(Hs256Settings {
+            secret,
+            previous_secret: None,
+            allow_system_principal: false,
+        }),
+        leeway: DEFAULT_LEEWAY,
+        audiences: Vec::new(),
+        expected_iss: None,
+        // infallible: the default paths are valid (tested in claims).
+        role_claims: DEFAULT_ROLE_CLAIMS.iter().filter_map(|p| ClaimPath::parse(p).ok()).collect(),
+        default: true,
+        require_signed_proxy: false,
+    };
+    Ok((issuer, origin))
+}
+
+/// The dev secret and where it came from: `AUTHGATE_DEV_SECRET`, else the
+/// file [`create_dev_secret`] wrote. Reading only: loading config has no
+/// side effects.
+fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
+    if let Some(v) = (inputs.env)(ENV_DEV_SECRET) {
+        if v.len() < MIN_SECRET_BYTES {
+            return Err(format!("{ENV_DEV_SECRET} is shorter than {MIN_SECRET_BYTES} bytes"));
+        }
+        return Ok((Secret::new(v.into_bytes()), ENV_DEV_SECRET.to_string()));
+    }
+    let path = inputs.workdir.join(DEV_SECRET_PATH);
+    let origin = path.display().to_string();
+    if !path.exists() && inputs.offline {
+        return Ok((Secret::new(b"[offline: no dev secret read]".to_vec()), origin));
+    }
+    if !path.exists() {
+        return Err(format!(
+            "zero-config mode needs a dev secret: set {ENV_DEV_SECRET}, or let `authgate serve` or `authgate token` create {origin}"
+        ));
+    }
+    let bytes = read_secret_file(&path)?;
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err(format!("{origin} is shorter than {MIN_SECRET_BYTES} bytes"));
+    }
+    Ok((Secret::new(bytes), origin))
+}
+
+/// Creates `<workdir>/.authgate/dev-secret` (mode 0600, 32 random bytes)
+/// unless it exists, so that `authgate token` and the server agree on the
+/// dev issuer's secret. The command line calls it before loading a
+/// zero-config setup without `AUTHGATE_DEV_SECRET`.
+pub fn create_dev_secret(workdir: &Path) -> Result<(), String> {
+    let path = workdir.join(DEV_SECRET_PATH);
+    if path.exists() {
+        return Ok(());
+    }
+    use base64::Engine;
+    let raw: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    match write_private(&path, text.as_bytes()) {
+        // Another process created it first: theirs is the secret.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other.map_err(|e| format!("cannot create {}: {e}", path.display())),
+    }
+}
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
+}

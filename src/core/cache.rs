@@ -1,0 +1,157 @@
+//! Cache of verified identities, so a token seen again skips parsing and
+//! signature work (Envoy's jwt_authn calls the same idea `jwt_cache_config`).
+//!
+//! - Keyed by SHA-256 of (issuer name, token): tokens never sit in memory as
+//!   keys, and a token verified by one issuer is never an answer for another.
+//! - Only successful verifications are stored. An entry lives at most
+//!   `min(max_ttl, exp + leeway − now)`, and `exp` is re-checked on every hit,
+//!   so no entry outlives its token.
+//! - Bounded by entry count; owned by the issuer set, so new key material
+//!   (a new snapshot) starts with an empty cache.
+//! - Required roles are checked per request, after the cache.
+
+use crate::core::identity::Identity;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A cached identity and how long it may live.
+#[derive(Clone)]
+struct Entry {
+    identity: Arc<Identity>,
+    ttl: Duration,
+}
+
+struct EntryExpiry;
+
+impl moka::Expiry<[u8; 32], Entry> for EntryExpiry {
+    fn expire_after_create(&self, _key: &[u8; 32], value: &Entry, _created_at: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Verified identities of one issuer set.
+pub struct IdentityCache {
+    entries: moka::sync::Cache<[u8; 32], Entry>,
+    max_ttl: Duration,
+}
+
+/// Counts entries evicted for space under `cache` in `metrics`.
+pub fn count_evictions<K, V>(
+    metrics: Arc<crate::obs::metrics::Metrics>,
+    cache: crate::obs::metrics::CacheName,
+) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+    move |_, _, cause| {
+        if cause == moka::notification::RemovalCause::Size {
+            metrics.cache_evicted(cache);
+        }
+    }
+}
+
+/// The cache key of `token` as verified by `issuer` with key material of
+/// generation `epoch` ([`crate::verify::Verifier::cache_epoch`]).
+pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
+    digest(&[issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
+}
+
+/// SHA-256 of `parts`, each prefixed with its length so that no two
+/// different lists of parts hash the same input. Every cache key and
+/// content fingerprint in authgate is made with it.
+pub fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+impl IdentityCache {
+    /// A cache of at most `max_entries` identities, each kept at most `max_ttl`.
+    pub fn new(max_entries: u64, max_ttl: Duration, metrics: Arc<crate::obs::metrics::Metrics>) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_entries)
+            .expire_after(EntryExpiry)
+            .eviction_listener(count_evictions(metrics, crate::obs::metrics::CacheName::Identity))
+            .build();
+        Self { entries, max_ttl }
+    }
+
+    /// The identity verified earlier under `key`, if it is still unexpired
+    /// at `now` (seconds) given the issuer's `leeway` (seconds).
+    pub fn get(&self, key: &[u8; 32], now: i64, leeway: i64) -> Option<Arc<Identity>> {
+        let entry = self.entries.get(key)?;
+        if now >= entry.identity.expires_at.saturating_add(leeway) {
+            self.entries.invalidate(key);
+            return None;
+        }
+        Some(entry.identity)
+    }
+
+    /// Stores a successful verification.
+    pub fn insert(&self, key: [u8; 32], identity: Arc<Identity>, now: i64, leeway: i64) {
+        let remaining = identity.expires_at.saturating_add(leeway).saturating_sub(now);
+        if remaining <= 0 {
+            return;
+        }
+        let ttl = self.max_ttl.min(Duration::from_secs(remaining as u64));
+        self.entries.insert(key, Entry { identity, ttl });
+    }
+
+    /// Entries currently held (after applying pending inserts/evictions).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn identity(exp: i64) -> Arc<Identity> {
+        Arc::new(Identity {
+            subject: "u".into(),
+            email: String::new(),
+            roles: vec![],
+            provider: String::new(),
+            issuer: Arc::from("dev"),
+            audiences: vec![],
+            expires_at: exp,
+            app_metadata: Map::new(),
+            user_metadata: Map::new(),
+            ..Identity::default()
+        })
+    }
+
+    #[test]
+    fn keys_separate_issuers_and_tokens() {
+        assert_ne!(key("a", 0, "t"), key("b", 0, "t"));
+        assert_ne!(key("a", 0, "t1"), key("a", 0, "t2"));
+        // The separator keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(key("ab", 0, "c"), key("a", 0, "bc"));
+        // New key material (another epoch) never serves an old entry.
+        assert_ne!(key("a", 1, "t"), key("a", 2, "t"));
+    }
+
+    #[test]
+    fn hit_is_rechecked_against_exp() {
+        let c = IdentityCache::new(100, Duration::from_secs(300), Default::default());
+        let k = key("dev", 0, "tok");
+        c.insert(k, identity(1_000), 900, 30);
+        assert!(c.get(&k, 950, 30).is_some());
+        assert!(c.get(&k, 1_029, 30).is_some(), "within leeway");
+        assert!(c.get(&k, 1_030, 30).is_none(), "expired beyond leeway");
+        assert!(c.get(&k, 950, 30).is_none(), "expired entries are dropped");
+    }
+
+    #[test]
+    fn expired_identities_are_not_stored() {
+        let c = IdentityCache::new(100, Duration::from_secs(300), Default::default());
+        let k = key("dev", 0, "tok");
+        c.insert(k, identity(1_000), 2_000, 30);
+        assert!(c.get(&k, 990, 30).is_none());
+    }
+}

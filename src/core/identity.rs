@@ -1,0 +1,97 @@
+//! The normalised identity every verifier produces and every adapter returns.
+
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A verified user. Built only by verifiers, after the signature checked out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Identity {
+    /// `sub`.
+    pub subject: String,
+    /// `email`, empty when absent.
+    pub email: String,
+    /// Roles from the issuer's configured claim paths.
+    pub roles: Vec<String>,
+    /// `app_metadata.provider`, empty when absent.
+    pub provider: String,
+    /// The configured issuer's name (not the `iss` claim).
+    pub issuer: Arc<str>,
+    /// `aud`, normalised to a list.
+    pub audiences: Vec<String>,
+    /// `exp`, seconds since the Unix epoch.
+    pub expires_at: i64,
+    /// `app_metadata` as issued.
+    pub app_metadata: Map<String, Value>,
+    /// `user_metadata` as issued: user-writable, never used for decisions.
+    pub user_metadata: Map<String, Value>,
+    /// `session_id`, empty when absent.
+    pub session_id: String,
+    /// `aal`, empty when absent.
+    pub aal: String,
+    /// `is_anonymous`.
+    pub is_anonymous: bool,
+}
+
+impl Identity {
+    /// True when `required` is empty or the identity holds any of its roles.
+    pub fn has_any_role(&self, required: &[String]) -> bool {
+        required.is_empty() || required.iter().any(|r| self.roles.contains(r))
+    }
+
+    /// The identity as JSON (`authgate verify`), field names as in the proto.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "subject": self.subject,
+            "email": self.email,
+            "roles": self.roles,
+            "provider": self.provider,
+            "issuer": &*self.issuer,
+            "audiences": self.audiences,
+            "expires_at": self.expires_at,
+            "app_metadata": self.app_metadata,
+            "user_metadata": self.user_metadata,
+            "session_id": self.session_id,
+            "aal": self.aal,
+            "is_anonymous": self.is_anonymous,
+        })
+    }
+}
+
+/// Verified claims of one `x-nf-sign` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAttestation {
+    /// `netlify_id`, empty when absent.
+    pub site_id: String,
+    /// `site_url`, empty when absent.
+    pub site_url: String,
+    /// `deploy_context`, empty when absent.
+    pub deploy_context: String,
+    /// `iat`, seconds since the epoch.
+    pub issued_at: i64,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_check_is_any_of() {
+        let id = Identity {
+            subject: "u".into(),
+            email: String::new(),
+            roles: vec!["editor".into()],
+            provider: String::new(),
+            issuer: Arc::from("dev"),
+            audiences: vec![],
+            expires_at: 0,
+            app_metadata: Map::new(),
+            user_metadata: Map::new(),
+            ..Identity::default()
+        };
+        assert!(id.has_any_role(&[]));
+        assert!(id.has_any_role(&["admin".into(), "editor".into()]));
+        assert!(!id.has_any_role(&["admin".into()]));
+    }
+}

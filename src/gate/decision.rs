@@ -1,0 +1,108 @@
+//! The decision: made once per request whatever the adapter, and recorded
+//! once, here: one metrics sample, one log line, the end of the request's
+//! span.
+//!
+//! The line never carries the token, a secret or an unverified claim; the
+//! subject appears only when access is granted. Every value in it is a
+//! configured name, a stable reason, a verified subject or an address that
+//! the log layer escapes.
+
+use crate::core::error::AuthError;
+use crate::core::identity::Identity;
+use crate::obs::metrics::{Adapter, Metrics};
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use std::time::Instant;
+
+/// What one request decided, gathered on the way (by the gate, Exchange and
+/// the edge) and written by [`Decision::record`].
+pub struct Decision<'c> {
+    adapter: Adapter,
+    client: Option<&'c str>,
+    started: Instant,
+    span: Context,
+    /// The configured issuer that owned the credential, once routed.
+    pub(crate) issuer: Option<String>,
+    /// The identity came from the verified-identity cache.
+    pub(crate) cache_hit: bool,
+    /// The request carried a valid `x-nf-sign`.
+    pub(crate) signed_proxy: bool,
+    /// The audience a token was minted for (Exchange, edge routes that mint).
+    pub(crate) audience: Option<String>,
+    /// The key that signed the minted token.
+    pub(crate) key_id: Option<String>,
+}
+
+impl<'c> Decision<'c> {
+    /// Starts timing one request that came through `adapter` from `client`
+    /// (the end user's address, when known), under `span` (the request's
+    /// server span, or the remote parent when tracing is off).
+    pub fn start(adapter: Adapter, client: Option<&'c str>, span: Context) -> Self {
+        Self {
+            adapter,
+            client,
+            started: Instant::now(),
+            span,
+            issuer: None,
+            cache_hit: false,
+            signed_proxy: false,
+            audience: None,
+            key_id: None,
+        }
+    }
+
+    /// The context to run the request's work under.
+    pub fn span(&self) -> &Context {
+        &self.span
+    }
+
+    /// Records the outcome: `Ok` with the identity that was granted, or the
+    /// denial.
+    pub fn record(self, metrics: &Metrics, outcome: Result<&Identity, &AuthError>) {
+        let took = self.started.elapsed();
+        let latency_us = took.as_micros() as u64;
+        let issuer = match outcome {
+            Ok(identity) => Some(&*identity.issuer),
+            Err(_) => self.issuer.as_deref(),
+        };
+        let reason = outcome.err().map(AuthError::reason);
+        metrics.decision(self.adapter, issuer.unwrap_or(""), reason, took);
+        crate::obs::traces::finish(&self.span, issuer, reason);
+        let span = self.span.span();
+        let context = span.span_context();
+        let trace_id = context.is_valid().then(|| context.trace_id().to_string());
+        let (adapter, client) = (self.adapter.as_str(), self.client);
+        let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
+        match outcome {
+            Ok(identity) => {
+                let subject = identity.subject.as_str();
+                let (cache_hit, signed_proxy) = (self.cache_hit, self.signed_proxy);
+                tracing::info!(
+                    adapter,
+                    granted = true,
+                    issuer,
+                    subject,
+                    cache_hit,
+                    signed_proxy,
+                    audience,
+                    key_id,
+                    client,
+                    trace_id,
+                    latency_us,
+                    "decision"
+                )
+            }
+            Err(e) => tracing::info!(
+                adapter,
+                granted = false,
+                reason = e.reason(),
+                issuer,
+                audience,
+                client,
+                trace_id,
+                latency_us,
+                "decision"
+            ),
+        }
+    }
+}
