@@ -133,7 +133,12 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
     let mut client = authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
-    client.verify(VerifyRequest { token: token.clone(), ..Default::default() }).await.unwrap();
+    // Tracing export is off: the caller's trace id still reaches the line.
+    let mut traced = tonic::Request::new(VerifyRequest { token: token.clone(), ..Default::default() });
+    traced
+        .metadata_mut()
+        .insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+    client.verify(traced).await.unwrap();
     client.verify(VerifyRequest { token: expired.clone(), ..Default::default() }).await.unwrap_err();
     let refresh = "QmVhcmVyUmVmcmVzaFRva2Vu";
     let cookie = format!("nf_jwt={token}; nf_refresh={refresh}");
@@ -205,6 +210,8 @@ async fn binary_on_sigterm_completes_in_flight_calls_and_exits_zero() {
         assert!(["verify", "exchange", "ext_authz", "forward_auth"].contains(&adapter), "no adapter in {d}");
     }
     assert_eq!(decisions[0]["adapter"], "verify");
+    assert_eq!(decisions[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(decisions[1].get("trace_id").is_none(), "a trace id without a traceparent");
     assert_eq!(decisions[3]["reason"], "missing_credential");
     assert_eq!(decisions[3]["client"], "203.0.113.7", "the edge client, not the forwarded-for text");
     assert_eq!(decisions[0]["granted"], true);
