@@ -91,7 +91,9 @@ static_resources:
       typed_extension_protocol_options:
         envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
           "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-          explicit_http_config: {{http2_protocol_options: {{}}}}
+          # authgate's server.max_streams_per_connection (100): beyond it
+          # Envoy opens a second connection instead of having streams refused.
+          explicit_http_config: {{http2_protocol_options: {{max_concurrent_streams: 100}}}}
       load_assignment: {{cluster_name: authz, endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {authz_port}}}}}}}}}]}}]}}
 """
 
