@@ -69,6 +69,53 @@ async fn forward_auth_endpoint_answers_like_a_forward_auth_server() {
     );
 }
 
+/// A route that names an Exchange audience answers allow with the minted
+/// token in `authorization` (Traefik `authResponseHeaders`, nginx
+/// `auth_request_set` forward it); a user the audience's policy refuses is
+/// denied, not passed with their own token.
+#[tokio::test]
+async fn a_route_that_mints_returns_the_internal_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = "[edge.routes.internal]\nexchange_audience = \"orders\"\n[edge.routes.payments]\nexchange_audience = \"payments\"\n";
+    let payments = "[[exchange.audiences]]\nname = \"payments\"\nrequired_roles = [\"finance\"]\n";
+    let server = TestServer::start(&format!(
+        "{}{payments}{routes}{}",
+        exchange_section(dir.path()),
+        standard_config()
+    ))
+    .await;
+    let user = gotrue_token(&gotrue_claims(), SECRET);
+    let bearer = format!("Bearer {user}");
+    // Read with reqwest: the `get` helper lower-cases the head.
+    let answer = reqwest::Client::new()
+        .get(format!("http://{}/forward-auth/internal", server.http))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let minted = answer
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .expect("a minted token in the answer")
+        .to_string();
+    assert_ne!(minted, user, "the user's own token came back");
+    let payload = minted.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+    )
+    .unwrap();
+    let issued = (claims["aud"].as_str(), claims["iss"].as_str());
+    assert_eq!(issued, (Some("orders"), Some("https://authgate.test")));
+    let (status, head, _) = get(server.http, "/forward-auth/payments", &[("authorization", &bearer)]).await;
+    assert_eq!((status, head.contains("x-authgate-reason: insufficient_role")), (403, true), "{head}");
+    let (status, head, _) = get(server.http, "/forward-auth", &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert!(!head.contains("authorization:"), "a route without an audience mints nothing: {head}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_nginx() {
     let server = TestServer::start(&proxy_config()).await;

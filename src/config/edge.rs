@@ -45,8 +45,10 @@ pub struct RoutePolicy {
     /// `signed_proxy = "required" | "optional"`: default optional. Any other
     /// value is a config error (never a weaker policy).
     pub require_signed_proxy: bool,
-    /// `exchange_audience` (ext_authz only): default none. When set, allowed
-    /// requests reach the upstream with a token minted for this audience.
+    /// `exchange_audience`: default none. When set, allowed requests get a
+    /// token minted for this audience: ext_authz puts it in the upstream
+    /// request's `authorization`; forward-auth returns it as
+    /// `authorization` for the proxy to forward.
     pub exchange_audience: Option<String>,
     /// `remove_headers` (ext_authz only): default `["authorization"]`.
     pub remove_headers: Vec<String>,
