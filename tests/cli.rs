@@ -329,3 +329,21 @@ print(f"validated {checked}")
     assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
     assert!(!stdout.contains("validated 0"), "no example config found under deploy/: {stdout}");
 }
+
+/// A reader that goes away (`authgate config schema | head -1`) is not a
+/// crash: the command finishes, exit 0, without a panic on stderr.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = authgate(dir.path())
+        .args(["config", "schema"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -1,6 +1,23 @@
 //! The command line: `authgate [serve]`, `check-config`, `token`, `verify`,
 //! `jwks`, `keys generate`. `main.rs` parses [`Cli`] and calls [`run`].
 
+/// Writes to standard output. A reader that went away (`authgate config
+/// schema | head`) is nothing to panic about: the rest is simply not read.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod gotrue_token;
 
 use crate::config::{Config, Inputs, Mode};
@@ -123,7 +140,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Some(Command::Keys(KeysCommand::Generate { alg })) => return generate_key(alg),
         Some(Command::Config(ConfigCommand::Schema)) => {
-            println!("{:#}", crate::config::schema());
+            outln!("{:#}", crate::config::schema());
             return ExitCode::SUCCESS;
         }
         _ => {}
@@ -145,7 +162,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 eprint!("{errors}");
                 return ExitCode::from(2);
             }
-            print!("{}", config.render_redacted());
+            out!("{}", config.render_redacted());
             eprintln!("configuration is valid");
             ExitCode::SUCCESS
         }
@@ -187,7 +204,7 @@ fn generate_key(alg: &str) -> ExitCode {
     };
     match crate::keys::ring::generate_pkcs8_pem(alg) {
         Ok(pem) => {
-            print!("{pem}");
+            out!("{pem}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -218,7 +235,7 @@ fn token(config: &Config, args: TokenArgs) -> ExitCode {
     };
     match gotrue_token::sign(&spec, secret, crate::core::claims::unix_now()) {
         Ok(t) => {
-            println!("{t}");
+            outln!("{t}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -269,7 +286,7 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
         };
         match core.verify(input).await {
             Ok(v) => {
-                println!("{:#}", v.identity.to_json());
+                outln!("{:#}", v.identity.to_json());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -291,7 +308,7 @@ fn jwks(config: &Config) -> ExitCode {
     };
     match crate::keys::ring::KeyRing::new(exchange) {
         Ok(ring) => {
-            println!("{}", ring.jwks_json());
+            outln!("{}", ring.jwks_json());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -381,7 +398,7 @@ async fn serve_on_runtime(config: Config, global: Global) -> ExitCode {
 fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &crate::app::Listeners) {
     let grpc = listeners.grpc_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.grpc_addr.to_string());
     let http = listeners.http_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.http_addr.to_string());
-    println!(
+    outln!(
         "authgate: zero-config dev mode (no --config / AUTHGATE_CONFIG given)
   issuer `dev`: GoTrue-shaped HS256 tokens, secret from {secret_origin}
   gRPC  {grpc}  (authgate.v1.AuthService, grpc.health.v1, reflection)
