@@ -7,6 +7,7 @@ use crate::adapters::http::{Readiness, router};
 use crate::adapters::listen::{self, InFlightLayer, PortLimits};
 use crate::config::{Config, ConfigErrors};
 use crate::gate::live::Live;
+use crate::keys::tls::TlsStore;
 use crate::obs::metrics::Metrics;
 use crate::obs::metrics::{Port, ReloadOutcome};
 use crate::pb;
@@ -144,6 +145,7 @@ pub async fn run_with_reload(
 
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::start(config.clone(), metrics)?);
+    let tls = config.tls.as_ref().map(TlsStore::load).transpose()?.map(Arc::new);
     // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -188,12 +190,17 @@ pub async fn run_with_reload(
         .add_service(auth)
         .add_service(ext_authz)
         .serve_with_incoming_shutdown(
-            listen::incoming(listeners.grpc, port(Port::Grpc, H2_PREFACE_BYTES), live.metrics().clone()),
+            listen::incoming(
+                listeners.grpc,
+                port(Port::Grpc, H2_PREFACE_BYTES),
+                live.metrics().clone(),
+                tls.clone(),
+            ),
             stopped(stop_rx.clone()),
         );
     let readiness = Readiness::default();
     let http = listen::serve_http(
-        listen::incoming(listeners.http, port(Port::Http, 1), live.metrics().clone()),
+        listen::incoming(listeners.http, port(Port::Http, 1), live.metrics().clone(), tls.clone()),
         router(readiness.clone(), live.clone()),
         limits.http_header_timeout,
         stopped(stop_rx),
@@ -222,7 +229,9 @@ pub async fn run_with_reload(
         }
         _ => None,
     };
-    let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r)));
+    let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r, tls.clone())));
+    let tls_watch =
+        tls.clone().filter(|t| !t.reload_interval().is_zero()).map(|t| tokio::spawn(watch_tls(t)));
     tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().gate.issuers().names(), "serving");
 
     tokio::select! {
@@ -237,7 +246,7 @@ pub async fn run_with_reload(
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
     watcher.abort();
-    for task in [reloads, watch].into_iter().flatten() {
+    for task in [reloads, watch, tls_watch].into_iter().flatten() {
         task.abort();
     }
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
@@ -363,8 +372,27 @@ fn fingerprint(files: &[std::path::PathBuf]) -> [u8; 32] {
 }
 
 /// Applies each reload request; the running generation stays on any error.
-async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader) {
+/// Checks the TLS files every `tls.reload_interval`.
+async fn watch_tls(tls: Arc<TlsStore>) {
+    loop {
+        tokio::time::sleep(tls.reload_interval()).await;
+        reload_tls(&tls);
+    }
+}
+
+fn reload_tls(tls: &TlsStore) {
+    match tls.reload() {
+        Ok(true) => tracing::info!("TLS certificate reloaded; new connections use it"),
+        Ok(false) => {}
+        Err(error) => tracing::error!(%error, "new TLS files refused; the served certificate stays"),
+    }
+}
+
+async fn follow_reloads(live: Arc<Live>, mut reloader: Reloader, tls: Option<Arc<TlsStore>>) {
     while reloader.requests.recv().await.is_some() {
+        if let Some(tls) = &tls {
+            reload_tls(tls);
+        }
         let config = match (reloader.load)() {
             Ok(c) => c,
             Err(errors) => {

@@ -14,9 +14,19 @@ fn example_config_is_valid() {
     let functions = dir.path().join("f");
     std::fs::write(&netlify, "netlify-jwt-secret-0123456789\n").unwrap();
     std::fs::write(&functions, "functions-secret-0123456789\n").unwrap();
+    let (cert, key, ca) = (dir.path().join("tls.crt"), dir.path().join("tls.key"), dir.path().join("ca.crt"));
+    let key_pair = rcgen::KeyPair::generate().unwrap();
+    let self_signed =
+        rcgen::CertificateParams::new(vec!["authgate".to_string()]).unwrap().self_signed(&key_pair).unwrap();
+    std::fs::write(&cert, self_signed.pem()).unwrap();
+    std::fs::write(&key, key_pair.serialize_pem()).unwrap();
+    std::fs::write(&ca, self_signed.pem()).unwrap();
     let out = authgate_command()
         .args(["check-config", "--config"])
         .arg(repo_root().join("deploy/authgate.example.toml"))
+        .env("AUTHGATE_TLS_CERT_FILE", &cert)
+        .env("AUTHGATE_TLS_KEY_FILE", &key)
+        .env("AUTHGATE_TLS_CLIENT_CA_FILE", &ca)
         .env("AUTHGATE_ISSUER_NETLIFY_SECRET_FILE", &netlify)
         .env("AUTHGATE_ISSUER_FUNCTIONS_SECRET_FILE", &functions)
         .output()
@@ -59,9 +69,9 @@ fn kubernetes_manifests_are_valid() {
         "runAsNonRoot: true",
         "readOnlyRootFilesystem: true",
         "capabilities: {drop: [ALL]}",
-        "grpc: {port: 50051, service: liveness}",
-        "grpc: {port: 50051, service: authgate.v1.AuthService}",
-        "appProtocol: kubernetes.io/h2c",
+        "httpGet: {path: /healthz, port: http, scheme: HTTPS}",
+        "httpGet: {path: /readyz, port: http, scheme: HTTPS}",
+        "secretName: authgate-tls",
         "replicas: 2",
     ] {
         assert!(all.contains(needle), "deploy/k8s lacks {needle:?}");
@@ -90,7 +100,17 @@ fn configmap_config_is_valid() {
         authgate::testing::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap(),
     )
     .unwrap();
+    // The TLS Secret as cert-manager writes it: tls.crt, tls.key, ca.crt.
+    let tls = dir.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["authgate.default.svc".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(tls.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(tls.join("tls.key"), key.serialize_pem()).unwrap();
+    std::fs::write(tls.join("ca.crt"), cert.pem()).unwrap();
     let cfg = dir.path().join("authgate.toml");
+    let toml = toml.replace("/var/run/secrets/authgate-tls", tls.to_str().unwrap());
     std::fs::write(&cfg, toml.replace("/var/run/secrets/authgate", secrets.to_str().unwrap())).unwrap();
     let out = authgate_command().args(["check-config", "--config"]).arg(&cfg).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -4,6 +4,10 @@
     authgate token --role admin | python3 clients/python/verify.py
     python3 clients/python/verify.py --addr 127.0.0.1:50051 --role admin "$TOKEN"
     python3 clients/python/verify.py --health
+    # authgate with [tls]: the CA that signed its certificate, and (mTLS)
+    # this service's own certificate and key
+    python3 clients/python/verify.py --addr authgate:50051 --ca ca.pem \
+        --cert orders.pem --key orders-key.pem "$TOKEN"
 
 Prints the identity as JSON and exits 0, or prints the denial's gRPC code and
 authgate reason and exits 1. Stubs are generated from ../../proto at run time
@@ -66,13 +70,33 @@ def error_reason(err: grpc.RpcError) -> str:
     return ""
 
 
+class Tls:
+    """TLS to authgate: the CA bundle that signed its certificate, and for
+    mutual TLS this caller's certificate chain and key (PEM file paths)."""
+
+    def __init__(self, ca, cert=None, key=None):
+        self.ca, self.cert, self.key = ca, cert, key
+
+    def credentials(self):
+        read = lambda p: Path(p).read_bytes() if p else None
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+
+def channel(addr, tls=None):
+    """A channel to authgate: TLS when `tls` is given, else plaintext (only
+    for loopback or a service mesh: authgate refuses plaintext elsewhere)."""
+    if tls is None:
+        return grpc.insecure_channel(addr)
+    return grpc.secure_channel(addr, tls.credentials())
+
+
 def verify_response(addr, token="", headers=None, required_roles=(), issuer="",
-                    require_signed_proxy=False, timeout=5.0):
+                    require_signed_proxy=False, timeout=5.0, tls=None):
     """Returns the whole VerifyResponse (identity, and proxy when the
     headers carried a valid x-nf-sign), or raises Denied."""
     pb, pb_grpc = stubs()
-    with grpc.insecure_channel(addr) as channel:
-        stub = pb_grpc.AuthServiceStub(channel)
+    with channel(addr, tls) as conn:
+        stub = pb_grpc.AuthServiceStub(conn)
         request = pb.VerifyRequest(token=token, headers=headers or {}, required_roles=list(required_roles),
                                    issuer=issuer, require_signed_proxy=require_signed_proxy)
         try:
@@ -81,17 +105,17 @@ def verify_response(addr, token="", headers=None, required_roles=(), issuer="",
             raise Denied(err.code().name, error_reason(err), err.details()) from None
 
 
-def verify(addr, token="", headers=None, required_roles=(), issuer="", timeout=5.0):
+def verify(addr, token="", headers=None, required_roles=(), issuer="", timeout=5.0, tls=None):
     """Returns the Identity message, or raises Denied."""
-    return verify_response(addr, token, headers, required_roles, issuer, timeout=timeout).identity
+    return verify_response(addr, token, headers, required_roles, issuer, timeout=timeout, tls=tls).identity
 
 
-def health(addr, service=""):
+def health(addr, service="", tls=None):
     """The grpc.health.v1 status name of `service` ("" = the whole server)."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(addr) as channel:
-        resp = health_pb2_grpc.HealthStub(channel).Check(
+    with channel(addr, tls) as conn:
+        resp = health_pb2_grpc.HealthStub(conn).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=5)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
@@ -103,13 +127,17 @@ def main():
     p.add_argument("--role", action="append", default=[], help="required role (any-of)")
     p.add_argument("--issuer", default="")
     p.add_argument("--health", action="store_true", help="print grpc.health.v1 status and exit")
+    p.add_argument("--ca", help="TLS: PEM CA bundle that signed authgate's certificate")
+    p.add_argument("--cert", help="mutual TLS: this caller's PEM certificate chain")
+    p.add_argument("--key", help="mutual TLS: this caller's PEM private key")
     args = p.parse_args()
+    tls = Tls(args.ca, args.cert, args.key) if args.ca else None
     if args.health:
-        print(health(args.addr))
+        print(health(args.addr, tls=tls))
         return 0
     token = args.token if args.token is not None else sys.stdin.read().strip()
     try:
-        identity = verify(args.addr, token=token, required_roles=args.role, issuer=args.issuer)
+        identity = verify(args.addr, token=token, required_roles=args.role, issuer=args.issuer, tls=tls)
     except Denied as d:
         print(f"denied: {d.code} {d.reason}: {d.message}", file=sys.stderr)
         return 1

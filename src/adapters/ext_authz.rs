@@ -17,6 +17,7 @@
 //! meaning; a decision that overruns `server.decision_deadline` is a 503
 //! denial (fail closed).
 
+use crate::adapters::listen::ConnInfo;
 use crate::core::error::AuthError;
 use crate::core::headers::Headers;
 use crate::gate::decision::Decision;
@@ -111,6 +112,7 @@ fn denied(e: &AuthError) -> CheckResponse {
 #[tonic::async_trait]
 impl Authorization for ExtAuthz {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        let caller = request.extensions().get::<ConnInfo>().and_then(|c| c.certificate.clone());
         let req = request.into_inner();
         let generation = self.live.get();
         let (view, policy) = match request_view(&req).and_then(|view| {
@@ -128,7 +130,8 @@ impl Authorization for ExtAuthz {
             Some(source) => Some(crate::gate::edge::client_label(Some(source))),
             None => client_address(&view.headers, generation.trusted_proxy_hops, None),
         };
-        let mut decision = Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone());
+        let mut decision =
+            Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone()).with_caller(caller);
         let decide = generation
             .decide_edge(&view.headers, &policy, client.as_deref(), Adapter::ExtAuthz, &mut decision)
             .with_context(cx);

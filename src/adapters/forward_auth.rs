@@ -37,6 +37,7 @@ pub const PATH: &str = "/forward-auth";
 pub async fn handle(
     State(live): State<Arc<Live>>,
     peer: Option<axum::Extension<crate::adapters::listen::Peer>>,
+    conn: Option<axum::Extension<crate::adapters::listen::ConnInfo>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -52,14 +53,20 @@ pub async fn handle(
     let peer = peer.map(|p| p.0.0.ip().to_string());
     let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let cx = crate::obs::traces::server_span("forward-auth", |k| request_headers.first(k));
-    let mut decision = Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone());
-    let decide = generation
-        .decide_edge(&request_headers, policy, client.as_deref(), Adapter::ForwardAuth, &mut decision)
-        .with_context(cx);
-    let result = match tokio::time::timeout(generation.decision_deadline, decide).await {
-        Ok(r) => r,
-        // Fail closed: a slow decision is a denial, never an allow.
-        Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+    let caller = conn.and_then(|c| c.0.certificate);
+    let mut decision =
+        Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller.clone());
+    let result = if generation.forward_auth_needs_caller && caller.is_none() {
+        Err(AuthError::CallerUnauthenticated)
+    } else {
+        let decide = generation
+            .decide_edge(&request_headers, policy, client.as_deref(), Adapter::ForwardAuth, &mut decision)
+            .with_context(cx);
+        match tokio::time::timeout(generation.decision_deadline, decide).await {
+            Ok(r) => r,
+            // Fail closed: a slow decision is a denial, never an allow.
+            Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+        }
     };
     decision.record(live.metrics(), result.as_ref().map(|(id, _)| &**id));
     let (identity, minted) = match result {

@@ -1,6 +1,7 @@
 //! `authgate.v1.AuthService` over tonic: translates protobuf to the core's
 //! inputs and back. Nothing is decided here.
 
+use crate::adapters::listen::ConnInfo;
 use crate::core::error::AuthError;
 use crate::core::headers::Headers;
 use crate::gate::VerifyInput;
@@ -47,12 +48,14 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Verify", |k| {
             request.metadata().get(k).and_then(|v| v.to_str().ok())
         });
-        let peer = request.remote_addr().map(|a| a.ip().to_string());
+        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
         let req = request.into_inner();
         let generation = self.live.get();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone());
+        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone())
+            .with_caller(conn.and_then(|c| c.certificate));
         let input = VerifyInput {
             token: present(&req.token),
             headers: &headers,
@@ -80,11 +83,13 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Exchange", |k| {
             request.metadata().get(k).and_then(|v| v.to_str().ok())
         });
-        let peer = request.remote_addr().map(|a| a.ip().to_string());
+        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
         let req = request.into_inner();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone());
+        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone())
+            .with_caller(conn.and_then(|c| c.certificate));
         let result = async {
             let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
             let requested_ttl = match req.requested_ttl {

@@ -1,5 +1,5 @@
 //! Accepting connections, for both ports: the limits tonic and axum do not
-//! offer, in one accept loop that TLS can later wrap.
+//! offer, in one accept loop, and TLS when `[tls]` is configured.
 //!
 //! - **A cap on open connections per port.** The loop takes a slot before
 //!   it accepts: at the cap, new connections wait in the kernel's backlog
@@ -7,7 +7,10 @@
 //!   `netutil.LimitListener` does the same).
 //! - **A handshake deadline.** A connection that has not sent
 //!   `handshake_bytes` within `handshake_timeout` is closed: idle sockets
-//!   and slow handshakes cannot hold a slot for long.
+//!   and slow handshakes cannot hold a slot for long. With TLS, the TLS
+//!   handshake must finish within it (each in its own task, so a slow one
+//!   delays nobody else), and then the deadline starts again for the
+//!   decrypted bytes.
 //! - **Backoff on accept errors.** `EMFILE` and friends repeat until a
 //!   descriptor frees; retrying at once spins a core (seen at 119 % CPU).
 //!   The loop sleeps 5 ms, doubling to 1 s, and logs once per streak.
@@ -15,12 +18,13 @@
 //!   refused (`authgate_protection_events_total`).
 //!
 //! The HTTP port is served here too (HTTP/1.1 with a header-read timeout
-//! that also bounds idle keep-alive); the gRPC port hands [`Conn`]s to
+//! that also bounds idle keep-alive); the gRPC port hands [`Accepted`]s to
 //! tonic, whose own settings (streams per connection, windows, keepalive,
 //! request timeout) are set where the server is built, and whose requests pass
 //! [`InFlightLayer`], the process-wide limit on requests being decoded or
 //! decided.
 
+use crate::keys::tls::{TlsStore, certificate_identity};
 use crate::obs::metrics::Metrics;
 use crate::obs::metrics::{Port, Protection};
 use std::future::Future;
@@ -51,15 +55,17 @@ pub struct PortLimits {
     pub handshake_bytes: usize,
 }
 
-/// Accepts on `listener` within `limits`; the stream of connections ends
-/// when the receiver is dropped (which also closes the listening socket).
+/// Accepts on `listener` within `limits`, with TLS from `tls` when given;
+/// the stream of connections ends when the receiver is dropped (which also
+/// closes the listening socket).
 pub fn incoming(
     listener: TcpListener,
     limits: PortLimits,
     metrics: Arc<Metrics>,
-) -> tokio_stream::wrappers::ReceiverStream<io::Result<Conn>> {
+    tls: Option<Arc<TlsStore>>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<Accepted>> {
     let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(accept_loop(listener, limits, metrics, tx));
+    tokio::spawn(accept_loop(listener, limits, metrics, tls, tx));
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
@@ -67,7 +73,8 @@ async fn accept_loop(
     listener: TcpListener,
     limits: PortLimits,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<io::Result<Conn>>,
+    tls: Option<Arc<TlsStore>>,
+    tx: mpsc::Sender<io::Result<Accepted>>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = ACCEPT_BACKOFF.0;
@@ -96,8 +103,19 @@ async fn accept_loop(
                 // peer's delayed ACK (~40 ms).
                 let _ = stream.set_nodelay(true);
                 let conn = Conn::new(stream, peer, permit, limits, metrics.clone());
-                if tx.send(Ok(conn)).await.is_err() {
-                    return;
+                match &tls {
+                    None => {
+                        if tx.send(Ok(Accepted::plain(conn, limits))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(store) => {
+                        let config = match limits.port {
+                            Port::Grpc => store.grpc(),
+                            Port::Http => store.http(),
+                        };
+                        tokio::spawn(tls_handshake(conn, config, limits, metrics.clone(), tx.clone()));
+                    }
                 }
             }
             Err(e) => {
@@ -114,16 +132,12 @@ async fn accept_loop(
     }
 }
 
-/// One accepted connection: the socket, its slot under the port's cap
-/// (freed on drop), and its handshake deadline.
+/// One accepted TCP connection: the socket and its slot under the port's
+/// cap (freed on drop).
 pub struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
-    local: Option<SocketAddr>,
     _slot: OwnedSemaphorePermit,
-    /// Until the handshake has started: its deadline and the bytes still
-    /// owed.
-    handshake: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
     port: Port,
     metrics: Arc<Metrics>,
 }
@@ -137,20 +151,11 @@ impl Conn {
         metrics: Arc<Metrics>,
     ) -> Self {
         metrics.connection(limits.port, 1);
-        Self {
-            local: stream.local_addr().ok(),
-            stream,
-            peer,
-            _slot: slot,
-            handshake: Some((Box::pin(tokio::time::sleep(limits.handshake_timeout)), limits.handshake_bytes)),
-            port: limits.port,
-            metrics,
-        }
+        Self { stream, peer, _slot: slot, port: limits.port, metrics }
     }
 
-    /// The peer's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
+    fn info(&self, certificate: Option<Arc<str>>) -> ConnInfo {
+        ConnInfo { peer: self.peer, certificate }
     }
 }
 
@@ -162,27 +167,7 @@ impl Drop for Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        let Some((deadline, owed)) = &mut this.handshake else { return polled };
-        match polled {
-            Poll::Ready(Ok(())) => {
-                *owed = owed.saturating_sub(buf.filled().len() - before);
-                if *owed == 0 {
-                    this.handshake = None;
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => match deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.metrics.protection(Protection::HandshakeTimeout);
-                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timeout")))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            other => other,
-        }
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
@@ -212,11 +197,156 @@ impl AsyncWrite for Conn {
     }
 }
 
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+/// Finishes a TLS handshake within the port's handshake deadline, in its
+/// own task; a failed or slow one closes the connection (and frees its
+/// slot) without a word to the server.
+async fn tls_handshake(
+    conn: Conn,
+    config: Arc<rustls::ServerConfig>,
+    limits: PortLimits,
+    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<io::Result<Accepted>>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(conn)).await {
+        Ok(Ok(tls)) => {
+            let (conn, session) = tls.get_ref();
+            // Only a certificate that chained to tls.client_ca_file gets here.
+            let certificate =
+                session.peer_certificates().and_then(|c| c.first()).and_then(|c| certificate_identity(c));
+            let info = conn.info(certificate.map(Arc::from));
+            let _ = tx.send(Ok(Accepted::new(Io::Tls(Box::new(tls)), info, limits))).await;
+        }
+        Ok(Err(e)) => {
+            metrics.protection(Protection::TlsHandshakeFailed);
+            tracing::debug!(port = limits.port.as_str(), error = %e, "TLS handshake failed");
+        }
+        Err(_) => metrics.protection(Protection::HandshakeTimeout),
+    }
+}
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        tonic::transport::server::TcpConnectInfo { local_addr: self.local, remote_addr: Some(self.peer) }
+/// What is known of a connection: its peer and, over mutual TLS, the
+/// caller its verified client certificate names. gRPC requests carry it as
+/// an extension (tonic's connect info), HTTP requests too.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The client certificate's identity ([`certificate_identity`]).
+    pub certificate: Option<Arc<str>>,
+}
+
+enum Io {
+    Plain(Conn),
+    Tls(Box<tokio_rustls::server::TlsStream<Conn>>),
+}
+
+/// A connection ready to serve (plaintext, or TLS after its handshake),
+/// with the deadline for its first `handshake_bytes` of protocol.
+pub struct Accepted {
+    io: Io,
+    info: ConnInfo,
+    /// Until the protocol has started: its deadline and the bytes still owed.
+    handshake: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Accepted {
+    fn plain(conn: Conn, limits: PortLimits) -> Self {
+        let info = conn.info(None);
+        Self::new(Io::Plain(conn), info, limits)
+    }
+
+    fn new(io: Io, info: ConnInfo, limits: PortLimits) -> Self {
+        let metrics = match &io {
+            Io::Plain(c) => c.metrics.clone(),
+            Io::Tls(t) => t.get_ref().0.metrics.clone(),
+        };
+        let deadline = Box::pin(tokio::time::sleep(limits.handshake_timeout));
+        Self { io, info, handshake: Some((deadline, limits.handshake_bytes)), metrics }
+    }
+
+    /// The peer and the caller's certificate identity.
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+}
+
+impl AsyncRead for Accepted {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = match &mut this.io {
+            Io::Plain(c) => Pin::new(c).poll_read(cx, buf),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        };
+        let Some((deadline, owed)) = &mut this.handshake else { return polled };
+        match polled {
+            Poll::Ready(Ok(())) => {
+                *owed = owed.saturating_sub(buf.filled().len() - before);
+                if *owed == 0 {
+                    this.handshake = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.metrics.protection(Protection::HandshakeTimeout);
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timeout")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(c) => Pin::new(c).poll_write(cx, buf),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(c) => Pin::new(c).poll_flush(cx),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().io {
+            Io::Plain(c) => Pin::new(c).poll_shutdown(cx),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().io {
+            Io::Plain(c) => Pin::new(c).poll_write_vectored(cx, bufs),
+            Io::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(c) => c.is_write_vectored(),
+            Io::Tls(t) => t.is_write_vectored(),
+        }
+    }
+}
+
+impl tonic::transport::server::Connected for Accepted {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
     }
 }
 
@@ -230,7 +360,7 @@ pub struct Peer(pub SocketAddr);
 /// keep-alive connections idle that long), until `stop` resolves; then the
 /// connections finish their current request and close.
 pub async fn serve_http(
-    connections: tokio_stream::wrappers::ReceiverStream<io::Result<Conn>>,
+    connections: tokio_stream::wrappers::ReceiverStream<io::Result<Accepted>>,
     router: axum::Router,
     header_timeout: Duration,
     stop: impl Future<Output = ()>,
@@ -259,10 +389,12 @@ pub async fn serve_http(
         // The peer rides on each request as an extension; the router itself
         // is shared (a clone is a reference count), not rebuilt per
         // connection.
-        let peer = Peer(conn.peer());
+        let peer = Peer(conn.info().peer);
+        let info = conn.info().clone();
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(peer);
+            req.extensions_mut().insert(info.clone());
             tower::ServiceExt::oneshot(router.clone(), req)
         });
         let served = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(conn), service));

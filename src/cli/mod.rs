@@ -158,9 +158,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { offline } => {
             // Keys are parsed as a generation would parse them, so a key that
             // would fail at start fails here (offline, no key was read).
-            if let (false, Err(errors)) = (offline, crate::keys::Material::build(&config)) {
-                eprint!("{errors}");
-                return ExitCode::from(2);
+            if !offline {
+                let mut errors = crate::keys::Material::build(&config).err().map(|e| e.0).unwrap_or_default();
+                if let Some(Err(e)) = config.tls.as_ref().map(crate::keys::tls::TlsStore::load) {
+                    errors.push(e);
+                }
+                if !errors.is_empty() {
+                    eprint!("{}", crate::config::ConfigErrors(errors));
+                    return ExitCode::from(2);
+                }
             }
             out!("{}", config.render_redacted());
             eprintln!("configuration is valid");

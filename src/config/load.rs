@@ -7,6 +7,7 @@ use super::issuers::{check_issuers, read_issuer};
 use super::limits::read_limits;
 use super::proxy::read_signed_proxy;
 use super::read::{Reader, Section, parse_addr, parse_bounded, parse_duration, parse_log_filter};
+use super::tls::{check_plaintext, read_tls};
 use super::traces::read_tracing;
 use super::*;
 use toml::Table;
@@ -56,6 +57,7 @@ impl Config {
         let exchange = top.table(r, "exchange");
         let edge = top.table(r, "edge");
         let tracing = top.table(r, "tracing");
+        let tls = top.table(r, "tls");
         let issuers_raw = top.array_of_tables(r, "issuers");
         top.finish(r);
 
@@ -93,6 +95,9 @@ impl Config {
             r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
         }
         let limits = read_limits(r, &mut s);
+        let plaintext = s
+            .parsed(r, "plaintext", Some(ENV_PLAINTEXT), None, Plaintext::parse)
+            .unwrap_or(Plaintext::Loopback);
         let trusted_proxy_hops =
             s.parsed(r, "trusted_proxy_hops", None, None, |v| parse_bounded(v, 0, 10)).unwrap_or(1);
         if limits.request_timeout < decision_deadline {
@@ -107,6 +112,14 @@ impl Config {
                 "server.max_message_bytes ({max_message_bytes}) is smaller than server.max_token_bytes ({max_token_bytes})"
             ));
         }
+
+        let tls = read_tls(r, tls);
+        check_plaintext(
+            r,
+            tls.as_ref(),
+            plaintext,
+            [("server.grpc_addr", grpc_addr), ("server.http_addr", http_addr)],
+        );
 
         let mut l = Section::new("log", log);
         let format = l
@@ -194,6 +207,8 @@ impl Config {
             source_files: r.files.clone(),
             limits,
             trusted_proxy_hops,
+            plaintext,
+            tls,
             log: LogConfig { format, level },
             cache,
             signed_proxy,

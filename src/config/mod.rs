@@ -20,6 +20,7 @@ mod secret;
 mod source;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod traces;
 mod values;
 
@@ -35,6 +36,10 @@ pub use proxy::SignedProxyConfig;
 pub use read::check_upstream_url;
 pub use schema::schema;
 pub use secret::Secret;
+pub use tls::{
+    ClientAuth, ENV_PLAINTEXT, ENV_TLS_CERT_FILE, ENV_TLS_CLIENT_CA_FILE, ENV_TLS_KEY_FILE, Plaintext,
+    TlsConfig,
+};
 pub use traces::{OtlpProtocol, TracingConfig};
 pub use values::{ClaimPath, JwsAlg, KeyState, MintAlg};
 
@@ -180,6 +185,13 @@ pub struct Config {
     /// the client wrote itself is never read; 0 ignores the header. It keys
     /// the per-client limits and the decision log's `client`.
     pub trusted_proxy_hops: usize,
+    /// `server.plaintext` / `AUTHGATE_PLAINTEXT`: `loopback` (default) or
+    /// `mesh`. Without `[tls]`, a listening address beyond loopback is a
+    /// config error unless this is `mesh` (a sidecar encrypts and
+    /// authenticates the traffic).
+    pub plaintext: Plaintext,
+    /// `[tls]`: TLS on both ports; default off.
+    pub tls: Option<TlsConfig>,
     /// `[log]`.
     pub log: LogConfig,
     /// `[cache]`.

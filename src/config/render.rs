@@ -23,6 +23,7 @@ impl Config {
         out.push_str(&format!("decision_deadline = {}\n", d(self.decision_deadline)));
         out.push_str(&format!("watch_interval = {}\n", d(self.watch_interval)));
         out.push_str(&format!("trusted_proxy_hops = {}\n", self.trusted_proxy_hops));
+        out.push_str(&format!("plaintext = {}\n", q(self.plaintext.as_str())));
         let l = &self.limits;
         out.push_str(&format!(
             "max_connections = {}\nmax_streams_per_connection = {}\nmax_in_flight = {}\n",
@@ -107,6 +108,23 @@ impl Config {
                     a.role_scopes.iter().map(|(r, v)| format!("{} = [{}]", q(r), list(v))).collect();
                 out.push_str(&format!("role_scopes = {{ {} }}\n", rs.join(", ")));
             }
+        }
+        if let Some(tls) = &self.tls {
+            let p = |p: &std::path::Path| q(&p.display().to_string());
+            out.push_str(&format!(
+                "\n[tls]\ncert_file = {}\nkey_file = {}\n",
+                p(&tls.cert_file),
+                p(&tls.key_file)
+            ));
+            if let Some(ca) = &tls.client_ca_file {
+                out.push_str(&format!("client_ca_file = {}\n", p(ca)));
+            }
+            out.push_str(&format!(
+                "grpc_client_auth = {}\nhttp_client_auth = {}\nreload_interval = {}\n",
+                q(tls.grpc_client_auth.as_str()),
+                q(tls.http_client_auth.as_str()),
+                d(tls.reload_interval)
+            ));
         }
         let t = &self.tracing;
         out.push_str(&format!(

@@ -115,6 +115,9 @@ pub enum AuthError {
     /// This client already has `max_concurrent_per_client` identity-provider
     /// checks in flight (hosted Identity); other clients are still served.
     ClientBusy,
+    /// The route requires an authenticated caller (a client certificate,
+    /// `tls.http_client_auth = "required"`) and the connection has none.
+    CallerUnauthenticated,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -155,6 +158,7 @@ impl AuthError {
             Self::ClaimMismatch => "claim_mismatch",
             Self::UnsafeIdentityValue(_) => "unsafe_identity_value",
             Self::ClientBusy => "client_busy",
+            Self::CallerUnauthenticated => "caller_unauthenticated",
             Self::Internal(_) => "internal",
         }
     }
@@ -194,7 +198,8 @@ impl AuthError {
             | Self::ProxySignatureMissing
             | Self::ProxySignatureInvalid(_)
             | Self::ProxySignatureReplayed
-            | Self::UnknownKey => tonic::Code::Unauthenticated,
+            | Self::UnknownKey
+            | Self::CallerUnauthenticated => tonic::Code::Unauthenticated,
         }
     }
 
@@ -246,6 +251,7 @@ impl AuthError {
             Self::ClaimMismatch,
             Self::UnsafeIdentityValue("subject"),
             Self::ClientBusy,
+            Self::CallerUnauthenticated,
             Self::Internal("signing failed"),
         ]
     }
@@ -304,6 +310,9 @@ impl fmt::Display for AuthError {
             }
             Self::ClientBusy => {
                 f.write_str("this client has too many identity provider checks in flight; try again")
+            }
+            Self::CallerUnauthenticated => {
+                f.write_str("this route needs a caller with a client certificate from tls.client_ca_file")
             }
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }

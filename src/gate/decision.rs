@@ -31,6 +31,9 @@ pub struct Decision<'c> {
     pub(crate) audience: Option<String>,
     /// The key that signed the minted token.
     pub(crate) key_id: Option<String>,
+    /// The calling service, when its connection presented a verified
+    /// client certificate: the certificate's identity.
+    pub(crate) caller: Option<std::sync::Arc<str>>,
 }
 
 impl<'c> Decision<'c> {
@@ -48,7 +51,14 @@ impl<'c> Decision<'c> {
             signed_proxy: false,
             audience: None,
             key_id: None,
+            caller: None,
         }
+    }
+
+    /// The calling service, by its verified client certificate.
+    pub fn with_caller(mut self, caller: Option<std::sync::Arc<str>>) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// The context to run the request's work under.
@@ -73,6 +83,7 @@ impl<'c> Decision<'c> {
         let trace_id = context.is_valid().then(|| context.trace_id().to_string());
         let (adapter, client) = (self.adapter.as_str(), self.client);
         let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
+        let caller = self.caller.as_deref();
         match outcome {
             Ok(identity) => {
                 let subject = identity.subject.as_str();
@@ -86,6 +97,7 @@ impl<'c> Decision<'c> {
                     signed_proxy,
                     audience,
                     key_id,
+                    caller,
                     client,
                     trace_id,
                     latency_us,
@@ -98,6 +110,7 @@ impl<'c> Decision<'c> {
                 reason = e.reason(),
                 issuer,
                 audience,
+                caller,
                 client,
                 trace_id,
                 latency_us,

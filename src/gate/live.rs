@@ -53,6 +53,9 @@ pub struct Generation {
     pub decision_deadline: Duration,
     /// `server.trusted_proxy_hops`.
     pub trusted_proxy_hops: usize,
+    /// `tls.http_client_auth = "required"`: forward-auth answers only
+    /// callers with a verified client certificate.
+    pub forward_auth_needs_caller: bool,
 }
 
 impl Generation {
@@ -83,6 +86,10 @@ impl Generation {
             published,
             decision_deadline: config.decision_deadline,
             trusted_proxy_hops: config.trusted_proxy_hops,
+            forward_auth_needs_caller: config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.http_client_auth == crate::config::ClientAuth::Required),
         })
     }
 }
@@ -173,6 +180,8 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
     check("server.shutdown_grace", current.shutdown_grace == next.shutdown_grace);
     check("server.drain_delay", current.drain_delay == next.drain_delay);
     check("server limits (connections, streams, in-flight, timeouts)", current.limits == next.limits);
+    check("server.plaintext", current.plaintext == next.plaintext);
+    check("[tls] (its files reload by themselves)", current.tls == next.tls);
     check("log.format", current.log.format == next.log.format);
     check("log.level", current.log.level == next.log.level);
     let replay_entries = |c: &Config| c.signed_proxy.as_ref().map(|p| p.replay_cache_max_entries);

@@ -5,6 +5,7 @@
 pub mod hmac;
 pub mod public;
 pub mod ring;
+pub mod tls;
 
 use crate::config::{Config, ConfigErrors, IssuerKind, KeySource};
 use public::KeySet;

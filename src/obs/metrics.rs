@@ -91,6 +91,9 @@ labels! {
         AcceptError => "accept_error",
         /// A connection sent nothing usable within the handshake deadline.
         HandshakeTimeout => "handshake_timeout",
+        /// A TLS handshake failed (not TLS, an unknown CA, no certificate
+        /// where one is required, an expired one).
+        TlsHandshakeFailed => "tls_handshake_failed",
         /// A request found the in-flight limit full.
         InFlightLimit => "in_flight_limit",
     }
