@@ -313,3 +313,152 @@ fn plaintext_beyond_loopback_needs_an_acknowledgement() {
         authgate_command().arg("--config").arg(&cfg).arg("--http-addr").arg("0.0.0.0:0").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "serve refuses too: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A tonic channel over TLS (rustls) trusting `ca`, presenting `identity`
+/// when given.
+async fn tls_channel(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> tonic::transport::Channel {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = tokio::net::TcpStream::connect(addr).await?;
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+/// Who may call what: `[access]` per entry point, an audience's `callers`,
+/// and the caller named in the tokens minted for it (`client_id`, `azp`;
+/// the actor stays in `act`).
+#[tokio::test]
+async fn callers_are_named_by_certificate_and_held_to_their_access() {
+    use authgate::pb::auth_service_client::AuthServiceClient;
+    use authgate::pb::{ExchangeRequest, VerifyRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("authgate test CA");
+    let ca_file = ca.write(d, "ca.pem");
+    let (cert, key) = ca.server(d, "server");
+    let orders = ca.client(d, "orders", ORDERS, false);
+    let checkout = ca.client(d, "checkout", "spiffe://cluster.local/ns/shop/sa/checkout", false);
+    let intruder = ca.client(d, "intruder", "spiffe://cluster.local/ns/tools/sa/debug", false);
+    let policy = format!(
+        "client_ca_file = \"{}\"\n\n{}\n[[exchange.audiences]]\nname = \"payments\"\ncallers = [\"checkout\"]\n\
+         [[callers]]\nname = \"orders\"\nmatch = \"{ORDERS}\"\n[[callers]]\nname = \"checkout\"\nmatch_prefix = \"spiffe://cluster.local/ns/shop/sa/checkout\"\n\
+         [access]\nexchange = [\"orders\", \"checkout\"]\next_authz = []\n",
+        ca_file.display(),
+        exchange_section(d)
+    );
+    let cfg = tls_config(d, &cert, &key, &policy);
+    let check = authgate_command().arg("check-config").arg("--config").arg(&cfg).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let server = Binary::start(&cfg, &[]);
+    let token = gotrue_token(&gotrue_claims(), SECRET);
+    let exchange = |audience: &str| ExchangeRequest {
+        subject_token: token.clone(),
+        audience: audience.into(),
+        ..Default::default()
+    };
+    let reason = |s: &tonic::Status| {
+        use tonic_types::StatusExt;
+        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    };
+    let claims = |jwt: &str| -> serde_json::Value {
+        let payload = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut as_orders =
+        AuthServiceClient::new(tls_channel(server.grpc, &ca_file, Some((&orders.0, &orders.1))).await);
+    let mut as_checkout =
+        AuthServiceClient::new(tls_channel(server.grpc, &ca_file, Some((&checkout.0, &checkout.1))).await);
+    let mut as_intruder =
+        AuthServiceClient::new(tls_channel(server.grpc, &ca_file, Some((&intruder.0, &intruder.1))).await);
+    let mut anonymous = AuthServiceClient::new(tls_channel(server.grpc, &ca_file, None).await);
+
+    // orders, by an exact match, is named in the token.
+    let minted = as_orders.exchange(exchange("orders")).await.unwrap().into_inner();
+    let c = claims(&minted.access_token);
+    assert_eq!((c["client_id"].as_str(), c["azp"].as_str()), (Some("orders"), Some("orders")), "{c}");
+    // payments is for checkout only.
+    let denied = as_orders.exchange(exchange("payments")).await.unwrap_err();
+    assert_eq!(
+        (denied.code(), reason(&denied).as_str()),
+        (tonic::Code::PermissionDenied, "caller_not_allowed")
+    );
+    // checkout, by a prefix match, may.
+    let minted = as_checkout.exchange(exchange("payments")).await.unwrap().into_inner();
+    assert_eq!(claims(&minted.access_token)["client_id"], "checkout");
+    // Exchange is open to named callers only.
+    let denied = as_intruder.exchange(exchange("orders")).await.unwrap_err();
+    assert_eq!(
+        (denied.code(), reason(&denied).as_str()),
+        (tonic::Code::PermissionDenied, "caller_not_allowed")
+    );
+    let denied = anonymous.exchange(exchange("orders")).await.unwrap_err();
+    assert_eq!(
+        (denied.code(), reason(&denied).as_str()),
+        (tonic::Code::Unauthenticated, "caller_unauthenticated")
+    );
+    // Verify has no [access] entry: open to every caller TLS admits.
+    let verify = || VerifyRequest { token: token.clone(), ..Default::default() };
+    assert!(anonymous.verify(verify()).await.is_ok());
+    assert!(as_intruder.verify(verify()).await.is_ok());
+    // Open channels would hold the shutdown for its whole grace period.
+    drop((as_orders, as_checkout, as_intruder, anonymous));
+    let logs = server.logs_handle();
+    // Stopped off the runtime, which must go on closing the dropped channels.
+    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().success());
+    let decisions: Vec<serde_json::Value> = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "decision")
+        .collect();
+    let callers: Vec<&str> = decisions.iter().map(|d| d["caller"].as_str().unwrap_or("-")).collect();
+    assert_eq!(
+        callers,
+        [
+            "orders",
+            "orders",
+            "checkout",
+            "spiffe://cluster.local/ns/tools/sa/debug",
+            "-",
+            "-",
+            "spiffe://cluster.local/ns/tools/sa/debug"
+        ],
+        "named callers by name, unnamed ones by identity, anonymous ones not at all"
+    );
+}

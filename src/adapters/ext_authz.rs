@@ -132,13 +132,18 @@ impl Authorization for ExtAuthz {
         };
         let mut decision =
             Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone()).with_caller(caller);
-        let decide = generation
-            .decide_edge(&view.headers, &policy, client.as_deref(), Adapter::ExtAuthz, &mut decision)
-            .with_context(cx);
-        let result = match tokio::time::timeout(generation.decision_deadline, decide).await {
-            Ok(d) => d,
-            // Fail closed: a slow decision is a denial, never an allow.
-            Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+        let result = match generation.callers.admit(&mut decision) {
+            Err(e) => Err(e),
+            Ok(_) => {
+                let decide = generation
+                    .decide_edge(&view.headers, &policy, client.as_deref(), Adapter::ExtAuthz, &mut decision)
+                    .with_context(cx);
+                match tokio::time::timeout(generation.decision_deadline, decide).await {
+                    Ok(d) => d,
+                    // Fail closed: a slow decision is a denial, never an allow.
+                    Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+                }
+            }
         };
         decision.record(self.live.metrics(), result.as_ref().map(|(id, _)| &**id));
         let (identity, minted) = match result {

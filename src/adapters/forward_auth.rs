@@ -56,8 +56,11 @@ pub async fn handle(
     let caller = conn.and_then(|c| c.0.certificate);
     let mut decision =
         Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller.clone());
+    let admitted = generation.callers.admit(&mut decision);
     let result = if generation.forward_auth_needs_caller && caller.is_none() {
         Err(AuthError::CallerUnauthenticated)
+    } else if let Err(e) = admitted {
+        Err(e)
     } else {
         let decide = generation
             .decide_edge(&request_headers, policy, client.as_deref(), Adapter::ForwardAuth, &mut decision)

@@ -66,7 +66,10 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             adapter: Adapter::Verify,
             identity_in_headers: false,
         };
-        let result = generation.gate.decide(input, &mut decision).with_context(cx).await;
+        let result = match generation.callers.admit(&mut decision) {
+            Ok(_) => generation.gate.decide(input, &mut decision).with_context(cx).await,
+            Err(e) => Err(e),
+        };
         decision.record(self.live.metrics(), result.as_ref().map(|v| &*v.identity));
         let verified = result?;
         Ok(Response::new(pb::VerifyResponse {
@@ -91,6 +94,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone())
             .with_caller(conn.and_then(|c| c.certificate));
         let result = async {
+            let caller = generation.callers.admit(&mut decision)?;
             let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
             let requested_ttl = match req.requested_ttl {
                 None => None,
@@ -109,6 +113,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
                 requested_ttl,
                 issuer: present(&req.issuer),
                 client: client.as_deref(),
+                caller: caller.as_deref(),
             };
             exchanger.exchange(input, &mut decision).await
         }

@@ -36,6 +36,7 @@ pub(super) fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
             issuers: Vec::new(),
             required_roles: Vec::new(),
             allow_ttl_beyond_subject: false,
+            callers: Vec::new(),
         }],
         leeway: DEFAULT_LEEWAY,
     })

@@ -42,6 +42,9 @@ pub struct AudienceConfig {
     /// `allow_ttl_beyond_subject`: let the minted token outlive the subject
     /// token (still ≤ `max_ttl`). Default false.
     pub allow_ttl_beyond_subject: bool,
+    /// `callers`: the `[[callers]]` that may get tokens for this audience
+    /// (Exchange, and edge routes that mint); default any caller.
+    pub callers: Vec<String>,
 }
 
 /// `[exchange]`: minting internal tokens.
@@ -197,6 +200,7 @@ pub(super) fn read_audience(r: &mut Reader<'_>, index: usize, table: &Table) -> 
     let issuers = s.strings(r, "issuers").unwrap_or_default();
     let required_roles = s.strings(r, "required_roles").unwrap_or_default();
     let allow_ttl_beyond_subject = s.boolean(r, "allow_ttl_beyond_subject").unwrap_or(false);
+    let callers = s.strings(r, "callers").unwrap_or_default();
     let label = s.label.clone();
     s.finish(r);
     for d in &default_scopes {
@@ -217,5 +221,6 @@ pub(super) fn read_audience(r: &mut Reader<'_>, index: usize, table: &Table) -> 
         issuers,
         required_roles,
         allow_ttl_beyond_subject,
+        callers,
     })
 }

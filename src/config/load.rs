@@ -1,5 +1,6 @@
 //! [`Config::load`]: one pass over file, environment and flags.
 
+use super::callers::{read_access, read_callers};
 use super::dev::{dev_exchange, dev_issuer};
 use super::edge::read_edge;
 use super::exchange::read_exchange;
@@ -58,6 +59,8 @@ impl Config {
         let edge = top.table(r, "edge");
         let tracing = top.table(r, "tracing");
         let tls = top.table(r, "tls");
+        let callers_raw = top.array_of_tables(r, "callers");
+        let access = top.table(r, "access");
         let issuers_raw = top.array_of_tables(r, "issuers");
         top.finish(r);
 
@@ -176,6 +179,16 @@ impl Config {
         check_issuers(r, &issuers);
         let edge = read_edge(r, edge, &issuers, exchange.as_ref(), signed_proxy.is_some());
         let tracing = read_tracing(r, tracing);
+        let callers = read_callers(r, &callers_raw);
+        let access = read_access(r, access, &callers);
+        for a in exchange.iter().flat_map(|e| &e.audiences) {
+            for c in a.callers.iter().filter(|c| !callers.iter().any(|k| &k.name == *c)) {
+                r.errors.push(format!(
+                    "exchange audience `{}` names caller `{c}`, which no [[callers]] entry defines",
+                    a.name
+                ));
+            }
+        }
         for a in exchange.iter().flat_map(|e| &e.audiences) {
             for i in a.issuers.iter().filter(|i| !issuers.iter().any(|c| &c.name == *i)) {
                 r.errors.push(format!(
@@ -216,6 +229,8 @@ impl Config {
             edge,
             tracing,
             issuers,
+            callers,
+            access,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! Precedence, highest first: command-line flag, environment variable, file,
 //! default.
 
+mod callers;
 mod dev;
 mod edge;
 mod exchange;
@@ -24,6 +25,7 @@ mod tls;
 mod traces;
 mod values;
 
+pub use callers::{AccessConfig, CallerConfig, CallerPattern};
 pub use dev::create_dev_secret;
 pub use edge::{EdgeConfig, IdentityHeaderNames, RoutePolicy, is_route_name};
 pub use exchange::{AudienceConfig, ExchangeConfig, SigningKeyConfig};
@@ -208,6 +210,10 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
+    /// `[[callers]]`: the services that call authgate, by certificate.
+    pub callers: Vec<CallerConfig>,
+    /// `[access]`: which callers may use each entry point; default open.
+    pub access: AccessConfig,
 }
 
 /// Every problem found while loading, in file order.

@@ -99,10 +99,11 @@ impl Config {
                     d(a.max_ttl)
                 ));
                 out.push_str(&format!(
-                    "issuers = [{}]\nrequired_roles = [{}]\nallow_ttl_beyond_subject = {}\n",
+                    "issuers = [{}]\nrequired_roles = [{}]\nallow_ttl_beyond_subject = {}\ncallers = [{}]\n",
                     list(&a.issuers),
                     list(&a.required_roles),
-                    a.allow_ttl_beyond_subject
+                    a.allow_ttl_beyond_subject,
+                    list(&a.callers)
                 ));
                 let rs: Vec<String> =
                     a.role_scopes.iter().map(|(r, v)| format!("{} = [{}]", q(r), list(v))).collect();
@@ -171,6 +172,29 @@ impl Config {
         for (name, policy) in &e.routes {
             out.push_str(&format!("\n[edge.routes.{name}]\n"));
             out.push_str(&route(policy));
+        }
+        let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
+        for c in &self.callers {
+            let (key, value) = match &c.pattern {
+                CallerPattern::Exact(e) => ("match", e),
+                CallerPattern::Prefix(p) => ("match_prefix", p),
+            };
+            out.push_str(&format!("\n[[callers]]\nname = {}\n{key} = {}\n", q(&c.name), q(value)));
+        }
+        let a = &self.access;
+        let entries = [
+            ("verify", &a.verify),
+            ("exchange", &a.exchange),
+            ("ext_authz", &a.ext_authz),
+            ("forward_auth", &a.forward_auth),
+        ];
+        if entries.iter().any(|(_, v)| v.is_some()) {
+            out.push_str("\n[access]\n");
+            for (key, names) in entries {
+                if let Some(names) = names {
+                    out.push_str(&format!("{key} = [{}]\n", list(names)));
+                }
+            }
         }
         for i in &self.issuers {
             out.push_str("\n[[issuers]]\n");

@@ -24,6 +24,10 @@ kid = "k"
 name = "a"
 [edge.routes.r]
 [tracing]
+[tls]
+[access]
+[[callers]]
+name = "c"
 [[issuers]]
 name = "h"
 kind = "hs256"

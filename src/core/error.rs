@@ -118,6 +118,9 @@ pub enum AuthError {
     /// The route requires an authenticated caller (a client certificate,
     /// `tls.http_client_auth = "required"`) and the connection has none.
     CallerUnauthenticated,
+    /// The caller is authenticated but `[access]` or the Exchange
+    /// audience's `callers` does not name it for this request.
+    CallerNotAllowed,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -159,6 +162,7 @@ impl AuthError {
             Self::UnsafeIdentityValue(_) => "unsafe_identity_value",
             Self::ClientBusy => "client_busy",
             Self::CallerUnauthenticated => "caller_unauthenticated",
+            Self::CallerNotAllowed => "caller_not_allowed",
             Self::Internal(_) => "internal",
         }
     }
@@ -171,7 +175,8 @@ impl AuthError {
             | Self::IssuerNotAllowed
             | Self::AnonymousUser
             | Self::ClaimMismatch
-            | Self::UnsafeIdentityValue(_) => tonic::Code::PermissionDenied,
+            | Self::UnsafeIdentityValue(_)
+            | Self::CallerNotAllowed => tonic::Code::PermissionDenied,
             Self::ClientBusy => tonic::Code::ResourceExhausted,
             Self::UnknownIssuer | Self::InvalidRequest(_) | Self::InvalidTarget => {
                 tonic::Code::InvalidArgument
@@ -252,6 +257,7 @@ impl AuthError {
             Self::UnsafeIdentityValue("subject"),
             Self::ClientBusy,
             Self::CallerUnauthenticated,
+            Self::CallerNotAllowed,
             Self::Internal("signing failed"),
         ]
     }
@@ -312,8 +318,9 @@ impl fmt::Display for AuthError {
                 f.write_str("this client has too many identity provider checks in flight; try again")
             }
             Self::CallerUnauthenticated => {
-                f.write_str("this route needs a caller with a client certificate from tls.client_ca_file")
+                f.write_str("this request needs a caller with a client certificate from tls.client_ca_file")
             }
+            Self::CallerNotAllowed => f.write_str("this caller may not make this request"),
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -378,7 +385,8 @@ mod tests {
                 | "issuer_not_allowed"
                 | "anonymous_user"
                 | "claim_mismatch"
-                | "unsafe_identity_value" => (tonic::Code::PermissionDenied, 403),
+                | "unsafe_identity_value"
+                | "caller_not_allowed" => (tonic::Code::PermissionDenied, 403),
                 "client_busy" => (tonic::Code::ResourceExhausted, 429),
                 "unknown_issuer" | "invalid_request" | "invalid_target" => {
                     (tonic::Code::InvalidArgument, 400)

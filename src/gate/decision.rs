@@ -61,6 +61,11 @@ impl<'c> Decision<'c> {
         self
     }
 
+    /// The adapter the request came through.
+    pub fn adapter(&self) -> Adapter {
+        self.adapter
+    }
+
     /// The context to run the request's work under.
     pub fn span(&self) -> &Context {
         &self.span

@@ -54,6 +54,8 @@ pub struct ExchangeInput<'a> {
     pub issuer: Option<&'a str>,
     /// The end user's address ([`crate::gate::edge::client_address`]), when known.
     pub client: Option<&'a str>,
+    /// The calling service (`[[callers]]`), when its certificate names one.
+    pub caller: Option<&'a str>,
 }
 
 /// What to mint for an already verified identity.
@@ -67,6 +69,9 @@ pub struct MintRequest<'a> {
     pub actor_token: Option<&'a str>,
     /// Requested lifetime.
     pub requested_ttl: Option<Duration>,
+    /// The calling service, when known: the audience's `callers` rule, and
+    /// the minted `client_id` and `azp`.
+    pub caller: Option<&'a str>,
 }
 
 /// A minted token and what it was minted for.
@@ -174,6 +179,7 @@ impl Exchanger {
             scopes: input.scopes,
             actor_token: input.actor_token,
             requested_ttl: input.requested_ttl,
+            caller: input.caller,
         };
         self.mint_for(verified.identity, request, decision).await
     }
@@ -195,6 +201,7 @@ impl Exchanger {
 
     async fn mint(&self, identity: Arc<Identity>, input: MintRequest<'_>) -> Result<Arc<Minted>, AuthError> {
         let audience = self.audiences.get(input.audience).ok_or(AuthError::InvalidTarget)?;
+        crate::gate::callers::may_mint_for(&audience.callers, input.caller)?;
         if !audience.issuers.is_empty() && !audience.issuers.iter().any(|i| **i == *identity.issuer) {
             return Err(AuthError::IssuerNotAllowed);
         }
@@ -238,8 +245,9 @@ impl Exchanger {
             roles: identity.roles.clone(),
             scope: scopes.join(" "),
             idp: identity.issuer.to_string(),
-            act: actor.clone().map(|sub| Actor { sub }),
-            azp: actor,
+            act: actor.map(|sub| Actor { sub }),
+            client_id: input.caller.map(str::to_owned),
+            azp: input.caller.map(str::to_owned),
         };
         let minted = Arc::new(Minted {
             token: self.ring.sign(&claims)?,
@@ -324,7 +332,7 @@ impl Exchanger {
         // The count keeps scopes and roles apart: scope "x" with no role
         // must not hash like role "x" with no scope.
         let scope_count = scopes.len().to_string();
-        let parts: [&str; 10] = [
+        let parts: [&str; 11] = [
             &scope_count,
             self.ring.active_kid(),
             &id.issuer,
@@ -335,6 +343,7 @@ impl Exchanger {
             actor.unwrap_or(""),
             &ttl,
             &id.provider,
+            input.caller.unwrap_or(""),
         ];
         let all: Vec<&[u8]> = parts
             .iter()

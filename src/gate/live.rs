@@ -56,6 +56,8 @@ pub struct Generation {
     /// `tls.http_client_auth = "required"`: forward-auth answers only
     /// callers with a verified client certificate.
     pub forward_auth_needs_caller: bool,
+    /// `[[callers]]` and `[access]`.
+    pub callers: crate::gate::callers::Callers,
 }
 
 impl Generation {
@@ -86,6 +88,7 @@ impl Generation {
             published,
             decision_deadline: config.decision_deadline,
             trusted_proxy_hops: config.trusted_proxy_hops,
+            callers: crate::gate::callers::Callers::from_config(config),
             forward_auth_needs_caller: config
                 .tls
                 .as_ref()
@@ -216,7 +219,14 @@ impl Generation {
             return Ok((verified.identity, None));
         };
         let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
-        let request = MintRequest { audience, scopes: &[], actor_token: None, requested_ttl: None };
+        let caller = decision.caller.clone();
+        let request = MintRequest {
+            audience,
+            scopes: &[],
+            actor_token: None,
+            requested_ttl: None,
+            caller: caller.as_deref(),
+        };
         let minted = exchanger.mint_for(verified.identity.clone(), request, decision).await?;
         Ok((verified.identity, Some(minted.token.clone())))
     }

@@ -2,6 +2,7 @@
 //! identity → decision. Adapters (gRPC, ext_authz, forward-auth) build a
 //! [`VerifyInput`] and translate the result; they decide nothing.
 
+pub mod callers;
 pub mod decision;
 pub mod edge;
 pub mod exchange;

@@ -300,7 +300,11 @@ pub struct MintedClaims {
     /// The acting party, when delegated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
-    /// The calling party, when known (the actor).
+    /// The calling service, when its certificate names a `[[callers]]`
+    /// entry (RFC 9068 `client_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The same calling service (the party the token was issued to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azp: Option<String>,
 }
