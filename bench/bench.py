@@ -11,6 +11,12 @@ token's subject and counts calls; it checks no signature: correctness is the
 tests' job, this measures the cached path), then requests 1,000 distinct
 tokens many times each and reports upstream calls and the cache-hit ratio.
 
+--tls adds a second authgate with [tls] (a self-signed ECDSA P-256 certificate
+made with openssl) beside the plaintext one, and two rows: verify_tls (Verify
+over TLS, new connections only at the start as h2load keeps its 8) and
+health_tls (the health check over TLS); the ratios verify_tls/control (the
+plaintext health check) and verify_tls/health_tls are printed.
+
 --jwks es256|eddsa verifies tokens of a `jwks` issuer (static JWKS file, the
 same aws-lc-rs key set as a fetched one) signed with ES256 or EdDSA by
 PyJWT; with --cache-entries 0 every Verify pays the signature check.
@@ -146,12 +152,12 @@ def vm(pid, key):
     return 0
 
 
-def h2load(addr, path, body, n, c, m, log):
+def h2load(addr, path, body, n, c, m, log, scheme="http"):
     if log.exists():
         log.unlink()  # h2load appends
     cmd = ["h2load", "-n", str(n), "-c", str(c), "-m", str(m), "-t", "1", "-d", str(body),
            "-H", "content-type: application/grpc", "-H", "te: trailers",
-           f"--log-file={log}", f"http://{addr}{path}"]
+           f"--log-file={log}", f"{scheme}://{addr}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     rps = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out).group(1))
     req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
@@ -176,6 +182,8 @@ def main():
                     help="drive Exchange (EdDSA key, audience 'bench') instead of Verify")
     ap.add_argument("--jwks", choices=["es256", "eddsa"],
                     help="verify tokens of a jwks issuer signed with this algorithm")
+    ap.add_argument("--tls", action="store_true",
+                    help="also measure Verify and the health check over TLS on a second server")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
@@ -245,43 +253,73 @@ name = "netlify"
     server_log = open(work / "server.log", "wb")
     server = subprocess.Popen([str(BIN), "--config", str(cfg)], env=env,
                               stdout=subprocess.DEVNULL, stderr=server_log)
+    tls_server = None
+    tls_addr = f"127.0.0.1:{free_port()}"
+    if args.tls:
+        cert, key = work / "tls.crt", work / "tls.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        tls_cfg = work / "authgate-tls.toml"
+        text = re.sub(r'http_addr = "[^"]*"', f'http_addr = "127.0.0.1:{free_port()}"', cfg.read_text())
+        text = text.replace(grpc_addr, tls_addr).replace("[log]", f'[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\n[log]', 1)
+        tls_cfg.write_text(text)
+        tls_server = subprocess.Popen([str(BIN), "--config", str(tls_cfg)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=open(work / "server-tls.log", "wb"))
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(grpc_addr.split(":"), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        for addr in [grpc_addr] + ([tls_addr] if args.tls else []):
+            for _ in range(200):
+                try:
+                    socket.create_connection(addr.split(":"), timeout=0.1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
         # The token must really verify: h2load cannot see grpc-status.
         venv_py = ROOT / ".venv" / "bin" / "python"
         check = subprocess.run([str(venv_py), str(ROOT / "clients/python/verify.py"), "--addr", grpc_addr, token],
                                capture_output=True, text=True)
         if check.returncode != 0:
             sys.exit(f"the benchmark token does not verify: {check.stderr}")
+        if args.tls:
+            check = subprocess.run([str(venv_py), str(ROOT / "clients/python/verify.py"), "--addr", tls_addr,
+                                    "--ca", str(work / "tls.crt"), token], capture_output=True, text=True)
+            if check.returncode != 0:
+                sys.exit(f"the benchmark token does not verify over TLS: {check.stderr}")
         idle_rss = vm(server.pid, "VmRSS")
         hz = os.sysconf("SC_CLK_TCK")
         log = work / "h2.log"
+        rpc = "/authgate.v1.AuthService/" + ("Exchange" if args.exchange else "Verify")
+        # name: (address, scheme, path, body, server)
         configs = {
-            "control": ("/grpc.health.v1.Health/Check", health_body),
-            "verify": ("/authgate.v1.AuthService/" + ("Exchange" if args.exchange else "Verify"), verify_file),
+            "control": (grpc_addr, "http", "/grpc.health.v1.Health/Check", health_body, server),
+            "verify": (grpc_addr, "http", rpc, verify_file, server),
         }
-        for name, (path, body) in configs.items():  # warm-up
-            h2load(grpc_addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log)
+        if args.tls:
+            configs["health_tls"] = (tls_addr, "https", "/grpc.health.v1.Health/Check", health_body, tls_server)
+            configs["verify_tls"] = (tls_addr, "https", rpc, verify_file, tls_server)
+        for name, (addr, scheme, path, body, _) in configs.items():  # warm-up
+            h2load(addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log, scheme)
         results = {k: [] for k in configs}
         ratios = []
+        tls_ratios = []
         for rnd in range(args.rounds):
             order = list(configs) if rnd % 2 == 0 else list(reversed(configs))
             row = {}
             for name in order:
-                path, body = configs[name]
-                t0 = cpu_ticks(server.pid)
-                rps, p50, p99 = h2load(grpc_addr, path, body, args.requests, args.connections, args.streams, log)
-                cpu_us = (cpu_ticks(server.pid) - t0) / hz * 1e6 / args.requests
+                addr, scheme, path, body, proc = configs[name]
+                t0 = cpu_ticks(proc.pid)
+                rps, p50, p99 = h2load(addr, path, body, args.requests, args.connections, args.streams, log, scheme)
+                cpu_us = (cpu_ticks(proc.pid) - t0) / hz * 1e6 / args.requests
                 row[name] = (rps, p50, p99, cpu_us)
                 results[name].append(row[name])
             ratios.append(row["verify"][0] / row["control"][0])
+            extra = ""
+            if args.tls:
+                tls_ratios.append((row["verify_tls"][0] / row["control"][0], row["verify_tls"][0] / row["health_tls"][0]))
+                extra = (f"   verify_tls {row['verify_tls'][0]:>9.0f}   health_tls {row['health_tls'][0]:>9.0f}"
+                         f"   tls/control {tls_ratios[-1][0]:.3f}   tls/health_tls {tls_ratios[-1][1]:.3f}")
             print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
-                  f"   ratio {ratios[-1]:.3f}", flush=True)
+                  f"   ratio {ratios[-1]:.3f}{extra}", flush=True)
         peak_rss = vm(server.pid, "VmHWM")
         distinct = None
         if args.hosted:
@@ -293,8 +331,10 @@ name = "netlify"
             requests = args.distinct_tokens * args.repeat
             distinct = (requests, StandIn.calls - before)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for proc in [server, tls_server]:
+            if proc:
+                proc.terminate()
+                proc.wait(timeout=30)
         server_log.close()
 
     decisions = sum(1 for _ in open(work / "server.log", "rb"))
@@ -304,17 +344,23 @@ name = "netlify"
           f"cache max_entries {'default' if args.cache_entries is None else args.cache_entries}, "
           f"issuer {'netlify_identity (stand-in GoTrue)' if args.hosted else ('jwks ' + args.jwks) if args.jwks else 'hs256'}"
           f"{', Exchange ' + args.exchange + ' (the verify row)' if args.exchange else ''}")
-    print(f"{'config':<8} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
+    print(f"{'config':<10} {'req/s (median)':>15} {'range':>21} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, rows in results.items():
         med = lambda i: statistics.median(r[i] for r in rows)
         lo, hi = min(r[0] for r in rows), max(r[0] for r in rows)
-        print(f"{name:<8} {med(0):>15.0f} {lo:>10.0f}-{hi:<10.0f} {med(1):>8.2f} {med(2):>8.2f} {med(3):>18.1f}")
+        print(f"{name:<10} {med(0):>15.0f} {lo:>10.0f}-{hi:<10.0f} {med(1):>8.2f} {med(2):>8.2f} {med(3):>18.1f}")
     if distinct:
         requests, upstream = distinct
         print(f"hosted Identity, {args.distinct_tokens} distinct tokens x {args.repeat} requests: "
               f"{requests} Verify calls, {upstream} upstream /user calls, cache-hit ratio {1 - upstream / requests:.4f}")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
+    if tls_ratios:
+        a = [r[0] for r in tls_ratios]
+        b = [r[1] for r in tls_ratios]
+        print(f"verify_tls/control (plaintext health): median {statistics.median(a):.3f} "
+              f"(range {min(a):.3f}-{max(a):.3f}); verify_tls/health_tls: median {statistics.median(b):.3f} "
+              f"(range {min(b):.3f}-{max(b):.3f})")
     print(f"verify/control throughput ratio: median {ratio:.3f} (range {min(ratios):.3f}-{max(ratios):.3f}); "
           f"target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'}")
     shutil.rmtree(work, ignore_errors=True)
