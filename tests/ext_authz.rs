@@ -217,6 +217,31 @@ async fn edge_defaults_and_header_names_from_config() {
 }
 
 /// Starts Envoy with the example config rewritten to these ports.
+/// The certificates of `deploy/envoy/envoy.yaml` in `<dir>/tls` (a CA,
+/// authgate's server certificate for authgate.default.svc and 127.0.0.1,
+/// Envoy's client certificate), and the config that makes authgate serve
+/// TLS, require a client certificate on gRPC and let only `envoy` call
+/// ext_authz.
+fn edge_tls(dir: &std::path::Path) -> String {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = common::pki::Ca::new("edge CA");
+    let ca_file = ca.write(&tls, "ca.crt");
+    let (cert, key) = ca.server(&tls, "authgate");
+    let (envoy_cert, envoy_key) = ca.client(&tls, "envoy-client", ENVOY, false);
+    std::fs::rename(envoy_cert, tls.join("envoy.crt")).unwrap();
+    std::fs::rename(envoy_key, tls.join("envoy.key")).unwrap();
+    format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\ngrpc_client_auth = \"required\"\n\
+         [[callers]]\nname = \"envoy\"\nmatch = \"{ENVOY}\"\n[access]\next_authz = [\"envoy\"]\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    )
+}
+
+const ENVOY: &str = "spiffe://cluster.local/ns/edge/sa/envoy";
+
 fn start_envoy(
     dir: &std::path::Path,
     envoy_port: u16,
@@ -231,7 +256,8 @@ fn start_envoy(
         .replace("port_value: 10000", &format!("port_value: {envoy_port}"))
         .replace("port_value: 50051", &format!("port_value: {grpc}"))
         .replace("port_value: 9000", &format!("port_value: {app}"))
-        .replace("encode_raw_headers: false", &format!("encode_raw_headers: {raw}"));
+        .replace("encode_raw_headers: false", &format!("encode_raw_headers: {raw}"))
+        .replace("/etc/envoy/tls", dir.join("tls").to_str().unwrap());
     let path = dir.join(format!("envoy-{raw}.yaml"));
     std::fs::write(&path, conf).unwrap();
     let validate = Command::new(&envoy).args(["--mode", "validate", "-c"]).arg(&path).output().unwrap();
@@ -252,7 +278,9 @@ fn start_envoy(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_real_envoy() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&format!("{}\n{}", exchange_section(dir.path()), standard_config())).await;
+    let tls = edge_tls(dir.path());
+    let server =
+        TestServer::start(&format!("{}\n{tls}\n{}", exchange_section(dir.path()), standard_config())).await;
     let app = echo_upstream().await;
     let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
     let member = member_bearer();
@@ -298,7 +326,11 @@ async fn through_a_real_envoy() {
             .expect("minted token")
             .to_string();
         // It verifies against our published JWKS.
-        let (_, jwks) = http_get(server.http, "/.well-known/jwks.json").await;
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("tls/ca.crt")).unwrap()).unwrap();
+        let https = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        let jwks_url = format!("https://127.0.0.1:{}/.well-known/jwks.json", server.http.port());
+        let jwks = https.get(jwks_url).send().await.unwrap().text().await.unwrap();
         let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&jwks).unwrap();
         let key = jsonwebtoken::DecodingKey::from_jwk(set.find("edge").unwrap()).unwrap();
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
@@ -322,7 +354,11 @@ async fn through_a_real_envoy() {
 
     // authgate's identity provider down: Envoy's client gets 503 with
     // Retry-After (a denial authgate chose), not 401 and not Envoy's own 403.
-    let hosted = server_with_unreachable_identity().await;
+    let hosted = TestServer::start(&format!(
+        "{tls}[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[[issuers]]\nname = \"h\"\nkind = \"netlify_identity\"\nidentity_url = \"{}\"\n",
+        closed_port_url()
+    ))
+    .await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut envoy = start_envoy(dir.path(), port, hosted.grpc.port(), app.port(), false);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

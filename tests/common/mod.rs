@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gotrue;
+pub mod pki;
 
 use authgate::config::{Config, Inputs};
 use authgate::pb::auth_service_client::AuthServiceClient;
