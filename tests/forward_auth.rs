@@ -10,6 +10,29 @@ use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Certificates in `<dir>/tls` for a proxy (`nginx`, `caddy`) reaching
+/// authgate over mutual TLS: `ca.crt`, authgate's own, `<proxy>.crt/.key`;
+/// and the authgate config that serves TLS, requires a caller on
+/// forward-auth and admits only that proxy.
+fn proxy_tls(dir: &std::path::Path, proxy: &str) -> String {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let ca = common::pki::Ca::new("edge CA");
+    let ca_file = ca.write(&tls, "ca.crt");
+    let (cert, key) = ca.server(&tls, "authgate");
+    let identity = format!("spiffe://cluster.local/ns/edge/sa/{proxy}");
+    let (c, k) = ca.client(&tls, &format!("{proxy}-client"), &identity, false);
+    std::fs::rename(c, tls.join(format!("{proxy}.crt"))).unwrap();
+    std::fs::rename(k, tls.join(format!("{proxy}.key"))).unwrap();
+    format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\nhttp_client_auth = \"required\"\n\
+         [[callers]]\nname = \"{proxy}\"\nmatch = \"{identity}\"\n[access]\nforward_auth = [\"{proxy}\"]\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    )
+}
+
 /// The standard issuers, every page needing the `member` role, plus the
 /// routes the deploy/ proxy configs name: `admin` needs the `admin` role,
 /// `owners` the `owner` role.
@@ -118,10 +141,11 @@ async fn a_route_that_mints_returns_the_internal_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_nginx() {
-    let server = TestServer::start(&proxy_config()).await;
+    let prefix = tempfile::tempdir().unwrap();
+    let tls = proxy_tls(prefix.path(), "nginx");
+    let server = TestServer::start(&format!("{tls}{}", proxy_config())).await;
     let upstream = echo_upstream().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let prefix = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(prefix.path().join("tmp")).unwrap();
     let conf = std::fs::read_to_string(repo_root().join("deploy/nginx/nginx.conf"))
         .unwrap()
@@ -288,16 +312,18 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 /// deploy/caddy/Caddyfile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_real_caddy() {
-    let server = TestServer::start(&proxy_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = proxy_tls(dir.path(), "caddy");
+    let server = TestServer::start(&format!("{tls}{}", proxy_config())).await;
     let upstream = echo_upstream().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     // The listener first: the other two addresses could contain ":8001".
     let conf = std::fs::read_to_string(repo_root().join("deploy/caddy/Caddyfile"))
         .unwrap()
         .replace("http://:8001", &format!("http://:{}", port.port()))
         .replace("127.0.0.1:8080", &server.http.to_string())
-        .replace("127.0.0.1:9000", &upstream.to_string());
+        .replace("127.0.0.1:9000", &upstream.to_string())
+        .replace(" tls/", &format!(" {}/tls/", dir.path().display()));
     let path = dir.path().join("Caddyfile");
     std::fs::write(&path, conf).unwrap();
     let caddy = which("caddy").expect("caddy is not installed: run scripts/test.sh (scripts/caddy-env.sh)");
