@@ -73,7 +73,8 @@ async fn assert_example_client(server: &TestServer, program: PathBuf, prefix: Ve
     }
 }
 
-/// The README's Node example (clients/node/verify.js) against the server.
+/// The README's Node example (clients/node/verify.js) against the server,
+/// in plaintext and over mutual TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_grpc_js_client() {
     assert!(
@@ -82,7 +83,12 @@ async fn node_grpc_js_client() {
     );
     let server = TestServer::start(&standard_config()).await;
     let script = repo_root().join("clients/node/verify.js").display().to_string();
-    assert_example_client(&server, "node".into(), vec![script, "--addr".into()], "--role").await;
+    assert_example_client(&server, "node".into(), vec![script.clone(), "--addr".into()], "--role").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, flags) = mutual_tls(dir.path(), "--");
+    let server = TestServer::start(&format!("{tls}{}", standard_config())).await;
+    let prefix = [script].into_iter().chain(flags).chain(["--addr".to_string()]).collect();
+    assert_example_client(&server, "node".into(), prefix, "--role").await;
 }
 
 /// Builds clients/go (the README's Go example) against stubs generated from
@@ -121,12 +127,38 @@ fn build_go_client(dir: &std::path::Path) -> PathBuf {
     bin
 }
 
-/// The README's Go example (clients/go/main.go) against the server.
+/// The README's Go example (clients/go/main.go) against the server, in
+/// plaintext and over mutual TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_grpc_client() {
     let dir = tempfile::tempdir().unwrap();
     let dir_path = dir.path().to_path_buf();
     let bin = tokio::task::spawn_blocking(move || build_go_client(&dir_path)).await.unwrap();
     let server = TestServer::start(&standard_config()).await;
-    assert_example_client(&server, bin, vec!["-addr".into()], "-role").await;
+    assert_example_client(&server, bin.clone(), vec!["-addr".into()], "-role").await;
+    let (tls, flags) = mutual_tls(dir.path(), "-");
+    let server = TestServer::start(&format!("{tls}{}", standard_config())).await;
+    assert_example_client(&server, bin, flags.into_iter().chain(["-addr".to_string()]).collect(), "-role")
+        .await;
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate in
+/// `dir`: the `[tls]` section requiring client certificates on gRPC, and
+/// the client flags (`<dash>ca`, `<dash>cert`, `<dash>key`) that use them.
+fn mutual_tls(dir: &std::path::Path, dash: &str) -> (String, Vec<String>) {
+    let ca = common::pki::Ca::new("clients CA");
+    let ca_file = ca.write(dir, "ca.pem");
+    let (cert, key) = ca.server(dir, "authgate");
+    let (client, client_key) = ca.client(dir, "orders", "spiffe://cluster.local/ns/shop/sa/orders", false);
+    let tls = format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_ca_file = \"{}\"\ngrpc_client_auth = \"required\"\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    );
+    let flags = [("ca", &ca_file), ("cert", &client), ("key", &client_key)]
+        .iter()
+        .flat_map(|(flag, path)| [format!("{dash}{flag}"), path.display().to_string()])
+        .collect();
+    (tls, flags)
 }

@@ -1,6 +1,8 @@
 // Command verify calls authgate's Verify from Go (grpc-go).
 //
 //	verify [-addr 127.0.0.1:50051] [-role admin]... TOKEN
+//	# authgate with [tls]: its CA, and (mutual TLS) this service's certificate and key
+//	verify -addr authgate:50051 -ca ca.pem -cert orders.pem -key orders-key.pem TOKEN
 //
 // Prints the identity as JSON and exits 0, or prints the gRPC code and
 // authgate's reason (from the google.rpc.ErrorInfo detail) and exits 1.
@@ -9,6 +11,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,8 +23,35 @@ import (
 	authgatev1 "authgate.example/gen/authgate/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
+
+// transport is TLS with the CA bundle at caFile (and this caller's
+// certificate for mutual TLS when certFile is set), or plaintext without
+// caFile: loopback or a service mesh only, authgate refuses it elsewhere.
+func transport(caFile, certFile, keyFile string) (grpc.DialOption, error) {
+	if caFile == "" {
+		return grpc.WithInsecure(), nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate", caFile)
+	}
+	config := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		config.Certificates = []tls.Certificate{pair}
+	}
+	return grpc.WithTransportCredentials(credentials.NewTLS(config)), nil
+}
 
 type roles []string
 
@@ -55,11 +86,19 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:50051", "authgate gRPC address")
 	var required roles
 	flag.Var(&required, "role", "required role (repeatable, any-of)")
+	caFile := flag.String("ca", "", "TLS: PEM CA bundle that signed authgate's certificate")
+	certFile := flag.String("cert", "", "mutual TLS: this caller's PEM certificate chain")
+	keyFile := flag.String("key", "", "mutual TLS: this caller's PEM private key")
 	flag.Parse()
+	security, err := transport(*caFile, *certFile, *keyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tls:", err)
+		os.Exit(2)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := grpc.DialContext(ctx, *addr, grpc.WithInsecure(), grpc.WithBlock())
+	conn, err := grpc.DialContext(ctx, *addr, security, grpc.WithBlock())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dial:", err)
 		os.Exit(2)

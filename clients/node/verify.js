@@ -2,10 +2,13 @@
 // Call authgate's Verify from Node (@grpc/grpc-js).
 //
 //   node clients/node/verify.js [--addr 127.0.0.1:50051] [--role admin] TOKEN
+//   # authgate with [tls]: its CA, and (mutual TLS) this service's certificate and key
+//   node clients/node/verify.js --addr authgate:50051 --ca ca.pem --cert orders.pem --key orders-key.pem TOKEN
 //
 // Prints the identity as JSON and exits 0, or prints the gRPC code and
 // authgate's reason (from the google.rpc.ErrorInfo detail) and exits 1.
 'use strict';
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -36,9 +39,20 @@ function reasonOf(err) {
   return info ? rpc.lookupType('google.rpc.ErrorInfo').decode(info.value).reason : '';
 }
 
+/**
+ * Channel credentials: TLS with `ca` (PEM path), plus this caller's
+ * certificate and key for mutual TLS; plaintext without `ca` (loopback or a
+ * service mesh only: authgate refuses plaintext elsewhere).
+ */
+function credentials({ ca, cert, key } = {}) {
+  if (!ca) return grpc.credentials.createInsecure();
+  const read = (p) => (p ? fs.readFileSync(p) : null);
+  return grpc.credentials.createSsl(read(ca), read(key), read(cert));
+}
+
 /** Resolves with the Identity, or rejects with {code, reason, message}. */
-function verify(addr, request) {
-  const client = new AuthService(addr, grpc.credentials.createInsecure());
+function verify(addr, request, tls) {
+  const client = new AuthService(addr, credentials(tls));
   return new Promise((resolve, reject) => {
     client.Verify(request, { deadline: Date.now() + 5000 }, (err, res) => {
       client.close();
@@ -51,16 +65,18 @@ function verify(addr, request) {
 async function main(argv) {
   let addr = '127.0.0.1:50051';
   const roles = [];
+  const tls = {};
   let token = '';
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--addr') addr = argv[++i];
     else if (argv[i] === '--role') roles.push(argv[++i]);
+    else if (['--ca', '--cert', '--key'].includes(argv[i])) tls[argv[i].slice(2)] = argv[++i];
     else token = argv[i];
   }
   try {
     // A backend would pass its request's headers instead:
     //   verify(addr, { headers: { authorization: req.headers.authorization, cookie: req.headers.cookie } })
-    const identity = await verify(addr, { token, required_roles: roles });
+    const identity = await verify(addr, { token, required_roles: roles }, tls);
     console.log(JSON.stringify(identity, null, 2));
     return 0;
   } catch (d) {
@@ -70,4 +86,4 @@ async function main(argv) {
 }
 
 if (require.main === module) main(process.argv.slice(2)).then((rc) => process.exit(rc));
-module.exports = { verify };
+module.exports = { verify, credentials };
