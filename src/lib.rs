@@ -15,12 +15,12 @@
 //! | layer | what it is |
 //! | --- | --- |
 //! | [`config`] | data only: the typed model of TOML + `AUTHGATE_*` env + `*_FILE` secrets, read in one pass that reports every error with its position; no side effects, nothing from the domain; its JSON Schema |
-//! | [`obs`] | logs (escaped), Prometheus metrics with bounded labels, OpenTelemetry spans |
-//! | [`core`] | what a request is made of: [`core::credential`], [`core::jws`] (split before any key), [`core::claims`], the normalised [`Identity`], [`AuthError`] (every denial mapped once to gRPC code, HTTP status, reason), the verified-identity [`core::cache`] |
-//! | [`keys`] | key material parsed once per generation ([`keys::Material`]): HMAC keys, public key sets, Exchange's signing ring |
-//! | [`verify`] | the [`verify::Verifier`] trait and issuer routing; one file per verifier (`hs256`, `introspect` for hosted Identity, `jwks`, `nf_sign`) |
-//! | [`gate`] | the transport-free request path ([`gate::Gate`]), the one [`gate::decision::Decision`] recorded per request, Exchange, edge policy, the [`gate::live::Generation`] swapped whole on reload |
-//! | [`adapters`] | thin translations: gRPC AuthService, Envoy ext_authz, forward-auth, the HTTP side port; the accept loop and limits both ports share |
+//! | `obs` | logs (escaped), Prometheus metrics with bounded labels, OpenTelemetry spans |
+//! | `core` | what a request is made of: `core::credential`, `core::jws` (split before any key), `core::claims`, the normalised [`Identity`], [`AuthError`] (every denial mapped once to gRPC code, HTTP status, reason), the verified-identity `core::cache` |
+//! | `keys` | key material parsed once per generation (`keys::Material`): HMAC keys, public key sets, Exchange's signing ring; the TLS certificate of both ports, swapped whole when its files change |
+//! | `verify` | the `verify::Verifier` trait and issuer routing; one file per verifier (`hs256`, `introspect` for hosted Identity, `jwks`, `nf_sign`) |
+//! | `gate` | the transport-free request path (`gate::Gate`), the one `gate::decision::Decision` recorded per request, callers and `[access]`, Exchange, edge policy, the `gate::live::Generation` swapped whole on reload |
+//! | `adapters` | thin translations: gRPC AuthService, Envoy ext_authz, forward-auth, the HTTP side port; the accept loop and limits both ports share |
 //! | [`app`] | wiring, health and readiness, reloads, graceful shutdown: [`app::run_with_reload`] |
 //! | [`cli`] | the command line; `main.rs` only parses it |
 //!

@@ -396,3 +396,159 @@ async fn callers_are_named_by_certificate_and_held_to_their_access() {
         "named callers by name, unnamed ones by identity, anonymous ones not at all"
     );
 }
+
+/// Serves `jwks` over HTTPS (certificate from `ca`) at `/jwks`, only to
+/// requests that carry `Authorization: Bearer <bearer>`, as a Kubernetes
+/// API server serves its service-account JWKS. Returns the port and the
+/// process.
+fn jwks_server(dir: &Path, ca: &Ca, jwks: &serde_json::Value, bearer: &str) -> (u16, std::process::Child) {
+    let (cert, key) = ca.server(dir, "apiserver");
+    std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
+    let script = r#"
+import http.server, ssl, sys
+cert, key, jwks, bearer = sys.argv[1:5]
+body = open(jwks, "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("Authorization") != "Bearer " + bearer:
+            self.send_response(401); self.end_headers(); return
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+    let python = std::env::var("AUTHGATE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&cert)
+        .arg(&key)
+        .arg(dir.join("jwks.json"))
+        .arg(bearer)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+        .unwrap();
+    (line.trim().parse().unwrap(), child)
+}
+
+/// Caller tokens: a service without a certificate sends its Kubernetes
+/// service-account token in gRPC metadata; authgate verifies it against
+/// the cluster's JWKS (fetched over TLS with the cluster CA and a bearer
+/// token) and names the caller by its subject. A caller token never passes
+/// as a user's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_tokens_name_callers() {
+    use authgate::pb::ExchangeRequest;
+    use authgate::pb::auth_service_client::AuthServiceClient;
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("cluster CA");
+    let ca_file = ca.write(d, "cluster-ca.crt");
+    // The cluster's service-account signing key and its JWKS.
+    let signing = rcgen::KeyPair::generate().unwrap();
+    let point = signing.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "sa", "alg": "ES256", "use": "sig",
+                                            "x": b64(&point[1..33]), "y": b64(&point[33..65])}]});
+    let reader_token = "authgate-reads-the-jwks";
+    let (port, mut apiserver) = jwks_server(d, &ca, &jwks, reader_token);
+    std::fs::write(d.join("reader-token"), format!("{reader_token}\n")).unwrap();
+    let server = TestServer::start(&format!(
+        "{}\n[[caller_issuers]]\nname = \"kubernetes\"\nkind = \"jwks\"\niss = \"https://kubernetes.default.svc\"\n\
+         audiences = [\"authgate\"]\njwks_url = \"https://127.0.0.1:{port}/jwks\"\nca_file = \"{}\"\n\
+         bearer_token_file = \"{}\"\n[[callers]]\nname = \"orders\"\nmatch = \"system:serviceaccount:shop:orders\"\n\
+         [access]\nexchange = [\"orders\"]\n{}",
+        exchange_section(d),
+        ca_file.display(),
+        d.join("reader-token").display(),
+        standard_config()
+    ))
+    .await;
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(signing.serialize_pem().as_bytes()).unwrap();
+    let sa_token = |sub: &str, aud: &str, exp: i64| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("sa".into());
+        let claims = serde_json::json!({"iss": "https://kubernetes.default.svc", "aud": [aud], "sub": sub,
+                                        "iat": now() - 60, "nbf": now() - 60, "exp": exp});
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    };
+    let user = gotrue_token(&gotrue_claims(), SECRET);
+    let mut client = AuthServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let exchange = |caller: Option<String>| {
+        let mut request = tonic::Request::new(ExchangeRequest {
+            subject_token: user.clone(),
+            audience: "orders".into(),
+            ..Default::default()
+        });
+        if let Some(t) = caller {
+            request.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        request
+    };
+    let reason = |s: &tonic::Status| {
+        use tonic_types::StatusExt;
+        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    };
+    let orders = "system:serviceaccount:shop:orders";
+    let minted = client
+        .exchange(exchange(Some(sa_token(orders, "authgate", now() + 600))))
+        .await
+        .unwrap()
+        .into_inner();
+    let payload = minted.access_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&b64_decode(payload)).unwrap();
+    assert_eq!(claims["client_id"], "orders", "{claims}");
+    type Case = (&'static str, Option<String>, tonic::Code, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "expired",
+            Some(sa_token(orders, "authgate", now() - 600)),
+            tonic::Code::Unauthenticated,
+            "caller_unauthenticated",
+        ),
+        (
+            "another audience",
+            Some(sa_token(orders, "vault", now() + 600)),
+            tonic::Code::Unauthenticated,
+            "caller_unauthenticated",
+        ),
+        ("no caller token", None, tonic::Code::Unauthenticated, "caller_unauthenticated"),
+        ("not a JWT", Some("garbage".into()), tonic::Code::Unauthenticated, "caller_unauthenticated"),
+        (
+            "a service [access] does not name",
+            Some(sa_token("system:serviceaccount:tools:debug", "authgate", now() + 600)),
+            tonic::Code::PermissionDenied,
+            "caller_not_allowed",
+        ),
+    ];
+    for (description, token, code, want) in cases {
+        let denied = client.exchange(exchange(token)).await.unwrap_err();
+        assert_eq!((denied.code(), reason(&denied).as_str()), (code, want), "{description}");
+    }
+    // The caller's token is no user token: Verify refuses it.
+    let verify = authgate::pb::VerifyRequest {
+        token: sa_token(orders, "authgate", now() + 600),
+        ..Default::default()
+    };
+    assert!(client.verify(verify).await.is_err(), "a service-account token passed as a user's");
+    let _ = apiserver.kill();
+    let _ = apiserver.wait();
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+}

@@ -35,6 +35,14 @@ fn present(field: &str) -> Option<&str> {
     (!field.is_empty()).then_some(field)
 }
 
+/// The calling service's own token, from gRPC metadata `authorization:
+/// Bearer` (the user's credential travels in the message, so the two never
+/// mix).
+fn caller_token<T>(request: &Request<T>) -> Option<String> {
+    let value = request.metadata().get("authorization")?.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::to_owned)
+}
+
 fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -50,6 +58,7 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         });
         let conn = request.extensions().get::<ConnInfo>().cloned();
         let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
+        let token = caller_token(&request);
         let req = request.into_inner();
         let generation = self.live.get();
         let headers = Headers::from(&req.headers);
@@ -66,10 +75,12 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             adapter: Adapter::Verify,
             identity_in_headers: false,
         };
-        let result = match generation.callers.admit(&mut decision) {
-            Ok(_) => generation.gate.decide(input, &mut decision).with_context(cx).await,
-            Err(e) => Err(e),
-        };
+        let result = async {
+            generation.admit_caller(&mut decision, token.as_deref()).await?;
+            generation.gate.decide(input, &mut decision).await
+        }
+        .with_context(cx)
+        .await;
         decision.record(self.live.metrics(), result.as_ref().map(|v| &*v.identity));
         let verified = result?;
         Ok(Response::new(pb::VerifyResponse {
@@ -88,13 +99,14 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         });
         let conn = request.extensions().get::<ConnInfo>().cloned();
         let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
+        let token = caller_token(&request);
         let req = request.into_inner();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
         let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone())
             .with_caller(conn.and_then(|c| c.certificate));
         let result = async {
-            let caller = generation.callers.admit(&mut decision)?;
+            let caller = generation.admit_caller(&mut decision, token.as_deref()).await?;
             let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
             let requested_ttl = match req.requested_ttl {
                 None => None,

@@ -62,6 +62,14 @@ impl KeySource {
 pub struct JwksSettings {
     /// `jwks_url` | `jwks_file` | `public_key_files`; default discovery.
     pub source: KeySource,
+    /// `ca_file`: PEM CAs trusted (besides the system's) for discovery and
+    /// JWKS fetches, e.g. a Kubernetes cluster's CA for its API server's
+    /// `/openid/v1/jwks`. Read at load. Default none.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `bearer_token_file`: a token sent as `Authorization: Bearer` with
+    /// each discovery and JWKS fetch, read from the file at every fetch
+    /// (projected service-account tokens rotate). Default none.
+    pub bearer_token_file: Option<PathBuf>,
     /// `algorithms`: default `["RS256", "ES256", "EdDSA"]` (`PS256` may be
     /// added); intersected with each key's own type and `alg`.
     pub algorithms: Vec<JwsAlg>,
@@ -201,15 +209,21 @@ impl Kind {
     }
 }
 
-pub(super) fn read_issuer(r: &mut Reader<'_>, index: usize, table: &Table) -> Option<IssuerConfig> {
-    let mut s = Section::new(&format!("issuers[{index}]"), Some(table));
+/// One `[[issuers]]` (or `[[caller_issuers]]`: `list` names the array).
+pub(super) fn read_issuer(
+    r: &mut Reader<'_>,
+    list: &str,
+    index: usize,
+    table: &Table,
+) -> Option<IssuerConfig> {
+    let mut s = Section::new(&format!("{list}[{index}]"), Some(table));
     let name = s.parsed(r, "name", None, None, |v| Ok(v.to_string()));
     let Some(name) = name else {
-        r.errors.push(format!("issuers[{index}].name is required"));
+        r.errors.push(format!("{list}[{index}].name is required"));
         s.finish(r);
         return None;
     };
-    s.label = format!("issuers[{index}] ({name})");
+    s.label = format!("{list}[{index}] ({name})");
     if name.is_empty()
         || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
     {
@@ -295,6 +309,21 @@ pub(super) fn read_jwks_settings(
 ) -> Option<JwksSettings> {
     let label = s.label.clone();
     let url = s.parsed(r, "jwks_url", None, None, |v| parse_upstream_url(v).map(|u| u.to_string()));
+    let ca_file = s.parsed(r, "ca_file", None, None, |v| Ok(PathBuf::from(v)));
+    let bearer_token_file = s.parsed(r, "bearer_token_file", None, None, |v| Ok(PathBuf::from(v)));
+    let ca_pem = ca_file.and_then(|path| match r.read_file(&path) {
+        Ok(pem) if r.offline || reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|c| !c.is_empty()) => {
+            Some(pem)
+        }
+        Ok(_) => {
+            r.errors.push(format!("{}.ca_file {}: no PEM certificate", s.label, path.display()));
+            None
+        }
+        Err(e) => {
+            r.errors.push(format!("{}.ca_file: {e}", s.label));
+            None
+        }
+    });
     let file = s.parsed(r, "jwks_file", None, None, |v| Ok(PathBuf::from(v)));
     let pems = s.strings(r, "public_key_files");
     let algorithms: Vec<JwsAlg> = s
@@ -383,6 +412,8 @@ pub(super) fn read_jwks_settings(
     };
     Some(JwksSettings {
         source,
+        ca_pem,
+        bearer_token_file,
         algorithms,
         required,
         fetch_timeout,

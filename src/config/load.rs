@@ -60,6 +60,7 @@ impl Config {
         let tracing = top.table(r, "tracing");
         let tls = top.table(r, "tls");
         let callers_raw = top.array_of_tables(r, "callers");
+        let caller_issuers_raw = top.array_of_tables(r, "caller_issuers");
         let access = top.table(r, "access");
         let issuers_raw = top.array_of_tables(r, "issuers");
         top.finish(r);
@@ -156,7 +157,7 @@ impl Config {
         let mode = match mode {
             Mode::File(p) => {
                 for (i, t) in issuers_raw.iter().enumerate() {
-                    if let Some(iss) = read_issuer(r, i, t) {
+                    if let Some(iss) = read_issuer(r, "issuers", i, t) {
                         issuers.push(iss);
                     }
                 }
@@ -180,6 +181,18 @@ impl Config {
         let edge = read_edge(r, edge, &issuers, exchange.as_ref(), signed_proxy.is_some());
         let tracing = read_tracing(r, tracing);
         let callers = read_callers(r, &callers_raw);
+        let mut caller_issuers = Vec::new();
+        for (i, t) in caller_issuers_raw.iter().enumerate() {
+            let Some(iss) = read_issuer(r, "caller_issuers", i, t) else { continue };
+            if !matches!(iss.kind, IssuerKind::Jwks(_)) {
+                r.errors.push(format!(
+                    "caller_issuers[{i}] ({}): kind must be jwks (caller tokens are checked with public keys)",
+                    iss.name
+                ));
+            }
+            caller_issuers.push(iss);
+        }
+        check_issuers(r, &caller_issuers);
         let access = read_access(r, access, &callers);
         for a in exchange.iter().flat_map(|e| &e.audiences) {
             for c in a.callers.iter().filter(|c| !callers.iter().any(|k| &k.name == *c)) {
@@ -230,6 +243,7 @@ impl Config {
             tracing,
             issuers,
             callers,
+            caller_issuers,
             access,
         })
     }

@@ -210,8 +210,15 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// `[[issuers]]`: at least one.
     pub issuers: Vec<IssuerConfig>,
-    /// `[[callers]]`: the services that call authgate, by certificate.
+    /// `[[callers]]`: the services that call authgate, by certificate
+    /// identity or caller-token subject.
     pub callers: Vec<CallerConfig>,
+    /// `[[caller_issuers]]`: `jwks` issuers whose tokens, sent by a calling
+    /// service in gRPC metadata `authorization: Bearer`, name that service
+    /// by their `sub` (Kubernetes service-account tokens:
+    /// `system:serviceaccount:<ns>:<name>`). Never used for users' tokens.
+    /// Default none.
+    pub caller_issuers: Vec<IssuerConfig>,
     /// `[access]`: which callers may use each entry point; default open.
     pub access: AccessConfig,
 }

@@ -196,8 +196,9 @@ impl Config {
                 }
             }
         }
-        for i in &self.issuers {
-            out.push_str("\n[[issuers]]\n");
+        let issuers = self.issuers.iter().map(|i| ("issuers", i));
+        for (list, i) in issuers.chain(self.caller_issuers.iter().map(|i| ("caller_issuers", i))) {
+            out.push_str(&format!("\n[[{list}]]\n"));
             out.push_str(&format!("name = {}\nkind = {}\n", q(&i.name), q(i.kind.as_str())));
             match &i.kind {
                 IssuerKind::Hs256(h) => {

@@ -5,8 +5,10 @@
 
 use crate::config::{AccessConfig, CallerConfig, Config};
 use crate::core::error::AuthError;
+use crate::core::jws::CompactJws;
 use crate::gate::decision::Decision;
 use crate::obs::metrics::Adapter;
+use crate::verify::Issuers;
 use std::sync::Arc;
 
 /// The configured callers and access lists.
@@ -62,5 +64,49 @@ pub fn may_mint_for(callers: &[String], caller: Option<&str>) -> Result<(), Auth
         None => Err(AuthError::CallerUnauthenticated),
         Some(c) if callers.iter().any(|a| a == c) => Ok(()),
         Some(_) => Err(AuthError::CallerNotAllowed),
+    }
+}
+
+/// `[[caller_issuers]]`: the issuers of caller tokens (a calling service's
+/// own JWT in gRPC metadata `authorization: Bearer`, e.g. a Kubernetes
+/// projected service-account token). Kept apart from the users' issuers: a
+/// caller token never passes as a user's, nor a user's as a caller's.
+pub struct CallerTokens {
+    issuers: Option<Issuers>,
+    max_token_bytes: usize,
+}
+
+impl CallerTokens {
+    /// Verifiers for `config.caller_issuers`, with their parsed static keys.
+    pub fn new(
+        config: &Config,
+        static_sets: &[Option<Arc<crate::keys::public::KeySet>>],
+        metrics: &Arc<crate::obs::metrics::Metrics>,
+    ) -> Self {
+        let issuers = (!config.caller_issuers.is_empty())
+            .then(|| Issuers::build(&config.caller_issuers, static_sets, metrics));
+        Self { issuers, max_token_bytes: config.max_token_bytes }
+    }
+
+    /// The caller a token names (its verified `sub`), or
+    /// `caller_unauthenticated`: a caller credential that does not verify
+    /// ends the request, whatever the user's credential is.
+    pub async fn verify(&self, token: &str) -> Result<Arc<str>, AuthError> {
+        let issuers = self.issuers.as_ref().ok_or(AuthError::CallerUnauthenticated)?;
+        let checked = async {
+            let jws = CompactJws::parse(token, self.max_token_bytes)?;
+            let verifier = match issuers.preselect(None)? {
+                Some(v) => v,
+                None => issuers.route_by_token(&jws)?,
+            };
+            verifier.verify(&jws, None).await
+        };
+        match checked.await {
+            Ok(identity) => Ok(Arc::from(identity.subject.as_str())),
+            Err(e) => {
+                tracing::debug!(reason = e.reason(), "caller token refused");
+                Err(AuthError::CallerUnauthenticated)
+            }
+        }
     }
 }

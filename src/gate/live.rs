@@ -58,12 +58,16 @@ pub struct Generation {
     pub forward_auth_needs_caller: bool,
     /// `[[callers]]` and `[access]`.
     pub callers: crate::gate::callers::Callers,
+    /// `[[caller_issuers]]`.
+    pub caller_tokens: crate::gate::callers::CallerTokens,
 }
 
 impl Generation {
     /// Builds every verifier, key set and the key ring from `config`.
     pub fn build(config: &Config, metrics: Arc<Metrics>, replay: &ReplayCache) -> Result<Self, String> {
         let material = Material::build(config).map_err(|e| e.0.join("; "))?;
+        let caller_tokens =
+            crate::gate::callers::CallerTokens::new(config, &material.caller_static_sets, &metrics);
         let gate = Arc::new(Gate::new(config, &material.static_sets, metrics, replay));
         let exchanger = match (&config.exchange, material.ring) {
             (Some(x), Some(ring)) => Some(Arc::new(Exchanger::new(gate.clone(), x, ring))),
@@ -89,6 +93,7 @@ impl Generation {
             decision_deadline: config.decision_deadline,
             trusted_proxy_hops: config.trusted_proxy_hops,
             callers: crate::gate::callers::Callers::from_config(config),
+            caller_tokens,
             forward_auth_needs_caller: config
                 .tls
                 .as_ref()
@@ -193,6 +198,20 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
 }
 
 impl Generation {
+    /// Names the caller of the request `decision` records (a caller
+    /// token's verified subject when the request carries one, else the
+    /// connection's certificate identity) and applies `[access]`.
+    pub async fn admit_caller(
+        &self,
+        decision: &mut Decision<'_>,
+        caller_token: Option<&str>,
+    ) -> Result<Option<Arc<str>>, AuthError> {
+        if let Some(token) = caller_token {
+            decision.caller = Some(self.caller_tokens.verify(token).await?);
+        }
+        self.callers.admit(decision)
+    }
+
     /// One edge decision on this generation: verify once, then mint from the
     /// verified identity when the route names an audience. The caller
     /// records `decision`.

@@ -44,7 +44,7 @@ pub struct VerifyInput<'a> {
     /// The adapter the request came through (metrics label).
     pub adapter: crate::obs::metrics::Adapter,
     /// The identity will travel in HTTP headers (edge adapters): an identity
-    /// that cannot ([`crate::gate::edge::check_header_safe`]) is denied here, so
+    /// that cannot (`gate::edge::check_header_safe`) is denied here, so
     /// the decision line says so.
     pub identity_in_headers: bool,
 }

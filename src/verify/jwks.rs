@@ -108,7 +108,11 @@ impl JwksVerifier {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let expected_iss = config.expected_iss.clone().unwrap_or_default();
         let fetcher = settings.source.is_remote().then(|| Fetcher {
-            client: crate::verify::upstream::client(settings.fetch_timeout, settings.fetch_timeout),
+            client: crate::verify::upstream::client_trusting(
+                settings.fetch_timeout,
+                settings.fetch_timeout,
+                settings.ca_pem.as_deref(),
+            ),
             source: settings.source.clone(),
             expected_iss: expected_iss.clone(),
         });
@@ -328,9 +332,14 @@ impl KeyStore {
     }
 
     async fn get_once(&self, fetcher: &Fetcher, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let resp = crate::verify::upstream::send(fetcher.client.get(url))
-            .await
-            .map_err(|e| e.as_str().to_string())?;
+        let mut request = fetcher.client.get(url);
+        if let Some(path) = &self.settings.bearer_token_file {
+            // Read at every fetch: projected service-account tokens rotate.
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("bearer_token_file {}: {e}", path.display()))?;
+            request = request.bearer_auth(token.trim());
+        }
+        let resp = crate::verify::upstream::send(request).await.map_err(|e| e.as_str().to_string())?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }

@@ -80,8 +80,17 @@ impl Issuers {
         static_sets: &[Option<Arc<KeySet>>],
         metrics: &Arc<crate::obs::metrics::Metrics>,
     ) -> Self {
-        let verifiers: Vec<Arc<dyn Verifier>> = config
-            .issuers
+        Self::build(&config.issuers, static_sets, metrics)
+    }
+
+    /// Builds a verifier for each of `issuers` (`[[issuers]]`, or
+    /// `[[caller_issuers]]` for caller tokens).
+    pub fn build(
+        issuers: &[crate::config::IssuerConfig],
+        static_sets: &[Option<Arc<KeySet>>],
+        metrics: &Arc<crate::obs::metrics::Metrics>,
+    ) -> Self {
+        let verifiers: Vec<Arc<dyn Verifier>> = issuers
             .iter()
             .enumerate()
             .map(|(index, i)| match &i.kind {
@@ -95,7 +104,7 @@ impl Issuers {
                 }
             })
             .collect();
-        let default = config.issuers.iter().position(|i| i.default);
+        let default = issuers.iter().position(|i| i.default);
         Self { verifiers, default }
     }
 

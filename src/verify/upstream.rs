@@ -52,6 +52,27 @@ pub fn client(connect_timeout: Duration, timeout: Duration) -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
+/// [`client`] that also trusts the CAs in `ca_pem` (checked at load).
+pub fn client_trusting(
+    connect_timeout: Duration,
+    timeout: Duration,
+    ca_pem: Option<&[u8]>,
+) -> reqwest::Client {
+    let Some(pem) = ca_pem else { return client(connect_timeout, timeout) };
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("authgate/", env!("CARGO_PKG_VERSION")));
+    for cert in reqwest::Certificate::from_pem_bundle(pem).unwrap_or_default() {
+        builder = builder.add_root_certificate(cert);
+    }
+    // As in `client`: a failing TLS backend fails every request, reported
+    // as the provider being unavailable.
+    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+}
+
 /// Sends `request` (an `Accept: application/json` GET built by the caller).
 pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, UpstreamError> {
     request
