@@ -552,3 +552,55 @@ fn b64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
 }
+
+/// Mesh mode: a sidecar terminates mutual TLS and tells authgate who the
+/// client was in `x-forwarded-client-cert`; authgate believes it only when
+/// told to, and only in mesh mode without its own TLS.
+#[tokio::test]
+async fn mesh_mode_names_callers_from_the_sidecar_header() {
+    use authgate::pb::VerifyRequest;
+    let mesh = "[server]\nplaintext = \"mesh\"\ntrust_forwarded_client_cert = true\n";
+    let config = format!(
+        "{}[[callers]]\nname = \"orders\"\nmatch = \"{ORDERS}\"\n[access]\nverify = [\"orders\"]\n",
+        standard_config().replacen("[server]\n", mesh, 1)
+    );
+    let server = TestServer::start(&config).await;
+    let token = gotrue_token(&gotrue_claims(), SECRET);
+    let mut client = server.client().await;
+    let reason = |s: &tonic::Status| {
+        use tonic_types::StatusExt;
+        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    };
+    type Case<'a> = (&'a str, Option<String>, Result<(), &'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "the sidecar names orders",
+            Some(format!("By=spiffe://cluster.local/ns/auth/sa/authgate;Hash=1;URI={ORDERS}")),
+            Ok(()),
+        ),
+        ("no header", None, Err("caller_unauthenticated")),
+        (
+            "another workload",
+            Some("Hash=1;URI=spiffe://cluster.local/ns/tools/sa/debug".into()),
+            Err("caller_not_allowed"),
+        ),
+    ];
+    for (description, xfcc, want) in cases {
+        let mut request = tonic::Request::new(VerifyRequest { token: token.clone(), ..Default::default() });
+        if let Some(v) = xfcc {
+            request.metadata_mut().insert("x-forwarded-client-cert", v.parse().unwrap());
+        }
+        let got = client.verify(request).await.map(|_| ()).map_err(|s| reason(&s));
+        assert_eq!(got, want.map_err(str::to_string), "{description}");
+    }
+
+    // Anywhere but mesh mode the header is a client's to write: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[server]\ntrust_forwarded_client_cert = true\n[[issuers]]\nname = \"a\"\nsecret = \"0123456789abcdef0123\"\n")
+        .unwrap();
+    let out = authgate_command().arg("check-config").arg("--config").arg(&cfg).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("trust_forwarded_client_cert needs server.plaintext = \"mesh\""), "{stderr}");
+}

@@ -113,6 +113,7 @@ fn denied(e: &AuthError) -> CheckResponse {
 impl Authorization for ExtAuthz {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
         let caller = request.extensions().get::<ConnInfo>().and_then(|c| c.certificate.clone());
+        let xfcc = crate::adapters::grpc::forwarded_client_cert(request.metadata());
         let req = request.into_inner();
         let generation = self.live.get();
         let (view, policy) = match request_view(&req).and_then(|view| {
@@ -130,8 +131,8 @@ impl Authorization for ExtAuthz {
             Some(source) => Some(crate::gate::edge::client_label(Some(source))),
             None => client_address(&view.headers, generation.trusted_proxy_hops, None),
         };
-        let mut decision =
-            Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone()).with_caller(caller);
+        let mut decision = Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone())
+            .with_caller(caller.or_else(|| generation.mesh_caller(xfcc.as_deref())));
         let result = match generation.callers.admit(&mut decision) {
             Err(e) => Err(e),
             Ok(_) => {

@@ -53,7 +53,9 @@ pub async fn handle(
     let peer = peer.map(|p| p.0.0.ip().to_string());
     let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let cx = crate::obs::traces::server_span("forward-auth", |k| request_headers.first(k));
-    let caller = conn.and_then(|c| c.0.certificate);
+    let caller = conn.and_then(|c| c.0.certificate).or_else(|| {
+        generation.mesh_caller(request_headers.joined("x-forwarded-client-cert", ",").as_deref())
+    });
     let mut decision =
         Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller.clone());
     let admitted = generation.callers.admit(&mut decision);

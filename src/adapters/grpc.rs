@@ -43,6 +43,14 @@ fn caller_token<T>(request: &Request<T>) -> Option<String> {
     value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::to_owned)
 }
 
+/// Every `x-forwarded-client-cert` value as one list (a repeated header is
+/// one list, in order; the last element is the proxy next to authgate's).
+pub(crate) fn forwarded_client_cert(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    let values: Vec<&str> =
+        metadata.get_all("x-forwarded-client-cert").iter().filter_map(|v| v.to_str().ok()).collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
 fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -59,12 +67,14 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let conn = request.extensions().get::<ConnInfo>().cloned();
         let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
         let token = caller_token(&request);
+        let xfcc = forwarded_client_cert(request.metadata());
         let req = request.into_inner();
         let generation = self.live.get();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone())
-            .with_caller(conn.and_then(|c| c.certificate));
+        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone()).with_caller(
+            conn.and_then(|c| c.certificate).or_else(|| generation.mesh_caller(xfcc.as_deref())),
+        );
         let input = VerifyInput {
             token: present(&req.token),
             headers: &headers,
@@ -100,11 +110,13 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         let conn = request.extensions().get::<ConnInfo>().cloned();
         let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
         let token = caller_token(&request);
+        let xfcc = forwarded_client_cert(request.metadata());
         let req = request.into_inner();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone())
-            .with_caller(conn.and_then(|c| c.certificate));
+        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone()).with_caller(
+            conn.and_then(|c| c.certificate).or_else(|| generation.mesh_caller(xfcc.as_deref())),
+        );
         let result = async {
             let caller = generation.admit_caller(&mut decision, token.as_deref()).await?;
             let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;

@@ -99,6 +99,7 @@ impl Config {
             r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
         }
         let limits = read_limits(r, &mut s);
+        let trust_forwarded_client_cert = s.boolean(r, "trust_forwarded_client_cert").unwrap_or(false);
         let plaintext = s
             .parsed(r, "plaintext", Some(ENV_PLAINTEXT), None, Plaintext::parse)
             .unwrap_or(Plaintext::Loopback);
@@ -118,6 +119,13 @@ impl Config {
         }
 
         let tls = read_tls(r, tls);
+        if trust_forwarded_client_cert && (plaintext != Plaintext::Mesh || tls.is_some()) {
+            r.errors.push(
+                "server.trust_forwarded_client_cert needs server.plaintext = \"mesh\" and no [tls]: only a mesh \
+                 sidecar in front of authgate sets x-forwarded-client-cert; anywhere else a client could write it"
+                    .into(),
+            );
+        }
         check_plaintext(
             r,
             tls.as_ref(),
@@ -234,6 +242,7 @@ impl Config {
             limits,
             trusted_proxy_hops,
             plaintext,
+            trust_forwarded_client_cert,
             tls,
             log: LogConfig { format, level },
             cache,

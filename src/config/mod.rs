@@ -192,6 +192,12 @@ pub struct Config {
     /// config error unless this is `mesh` (a sidecar encrypts and
     /// authenticates the traffic).
     pub plaintext: Plaintext,
+    /// `server.trust_forwarded_client_cert`: default false. In mesh mode,
+    /// the caller's identity comes from the sidecar's
+    /// `x-forwarded-client-cert` (Envoy's XFCC: its last element's `URI`,
+    /// else `DNS`, else the subject CN). Refused without `plaintext =
+    /// "mesh"` or with `[tls]`: the header is then a client's to write.
+    pub trust_forwarded_client_cert: bool,
     /// `[tls]`: TLS on both ports; default off.
     pub tls: Option<TlsConfig>,
     /// `[log]`.

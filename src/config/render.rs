@@ -24,6 +24,7 @@ impl Config {
         out.push_str(&format!("watch_interval = {}\n", d(self.watch_interval)));
         out.push_str(&format!("trusted_proxy_hops = {}\n", self.trusted_proxy_hops));
         out.push_str(&format!("plaintext = {}\n", q(self.plaintext.as_str())));
+        out.push_str(&format!("trust_forwarded_client_cert = {}\n", self.trust_forwarded_client_cert));
         let l = &self.limits;
         out.push_str(&format!(
             "max_connections = {}\nmax_streams_per_connection = {}\nmax_in_flight = {}\n",

@@ -110,3 +110,70 @@ impl CallerTokens {
         }
     }
 }
+
+/// The client identity in an Envoy `x-forwarded-client-cert` value: of its
+/// last element (the proxy next to authgate appends last), the `URI`, else
+/// the `DNS`, else the `Subject`'s CN. Values may be quoted.
+pub fn forwarded_client_cert(value: &str) -> Option<String> {
+    let element = split_unquoted(value, ',').into_iter().last()?;
+    let mut fields = std::collections::HashMap::new();
+    for pair in split_unquoted(element, ';') {
+        if let Some((k, v)) = pair.split_once('=') {
+            let v = v.trim().trim_matches('"');
+            fields.entry(k.trim().to_ascii_lowercase()).or_insert_with(|| v.to_string());
+        }
+    }
+    let cn = || {
+        let subject = fields.get("subject")?;
+        split_unquoted(subject, ',')
+            .into_iter()
+            .find_map(|rdn| rdn.trim().strip_prefix("CN=").map(str::to_string))
+    };
+    fields.get("uri").cloned().or_else(|| fields.get("dns").cloned()).or_else(cn).filter(|id| !id.is_empty())
+}
+
+/// `value` split at `separator`, except inside double quotes.
+fn split_unquoted(value: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c == separator && !quoted => {
+                parts.push(&value[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_client_cert_names_the_nearest_client() {
+        type Case = (&'static str, &'static str, Option<&'static str>);
+        let cases: [Case; 5] = [
+            (
+                "URI of Envoy's default format",
+                "By=spiffe://cluster.local/ns/auth/sa/authgate;Hash=abc;URI=spiffe://cluster.local/ns/shop/sa/orders",
+                Some("spiffe://cluster.local/ns/shop/sa/orders"),
+            ),
+            (
+                "the last element, a client-written one before it ignored",
+                "URI=spiffe://forged;Hash=1,By=x;Hash=2;URI=spiffe://cluster.local/ns/shop/sa/orders",
+                Some("spiffe://cluster.local/ns/shop/sa/orders"),
+            ),
+            ("DNS without URI", "Hash=1;DNS=orders.shop.svc", Some("orders.shop.svc")),
+            ("quoted subject with commas", "Hash=1;Subject=\"CN=orders,O=Shop, Inc.\"", Some("orders")),
+            ("nothing usable", "Hash=1;By=x", None),
+        ];
+        for (description, value, want) in cases {
+            assert_eq!(forwarded_client_cert(value).as_deref(), want, "{description}");
+        }
+    }
+}

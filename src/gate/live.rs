@@ -60,6 +60,8 @@ pub struct Generation {
     pub callers: crate::gate::callers::Callers,
     /// `[[caller_issuers]]`.
     pub caller_tokens: crate::gate::callers::CallerTokens,
+    /// `server.trust_forwarded_client_cert` (mesh mode only).
+    pub trust_forwarded_client_cert: bool,
 }
 
 impl Generation {
@@ -94,6 +96,7 @@ impl Generation {
             trusted_proxy_hops: config.trusted_proxy_hops,
             callers: crate::gate::callers::Callers::from_config(config),
             caller_tokens,
+            trust_forwarded_client_cert: config.trust_forwarded_client_cert,
             forward_auth_needs_caller: config
                 .tls
                 .as_ref()
@@ -189,6 +192,10 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
     check("server.drain_delay", current.drain_delay == next.drain_delay);
     check("server limits (connections, streams, in-flight, timeouts)", current.limits == next.limits);
     check("server.plaintext", current.plaintext == next.plaintext);
+    check(
+        "server.trust_forwarded_client_cert",
+        current.trust_forwarded_client_cert == next.trust_forwarded_client_cert,
+    );
     check("[tls] (its files reload by themselves)", current.tls == next.tls);
     check("log.format", current.log.format == next.log.format);
     check("log.level", current.log.level == next.log.level);
@@ -198,6 +205,15 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
 }
 
 impl Generation {
+    /// The caller a mesh sidecar's `x-forwarded-client-cert` names, when
+    /// this generation trusts it; `None` otherwise.
+    pub fn mesh_caller(&self, xfcc: Option<&str>) -> Option<Arc<str>> {
+        if !self.trust_forwarded_client_cert {
+            return None;
+        }
+        xfcc.and_then(crate::gate::callers::forwarded_client_cert).map(Arc::from)
+    }
+
     /// Names the caller of the request `decision` records (a caller
     /// token's verified subject when the request carries one, else the
     /// connection's certificate identity) and applies `[access]`.
