@@ -8,7 +8,7 @@ use crate::gate::VerifyInput;
 use crate::gate::decision::Decision;
 use crate::gate::edge::client_address;
 use crate::gate::exchange::{ExchangeInput, JWT_TOKEN_TYPE};
-use crate::gate::live::Live;
+use crate::gate::live::{Generation, Live};
 use crate::obs::metrics::Adapter;
 use crate::pb;
 use opentelemetry::context::FutureExt;
@@ -55,26 +55,53 @@ fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
 
+/// What both RPCs read off a request before its message.
+struct Call {
+    generation: Arc<Generation>,
+    cx: opentelemetry::Context,
+    /// The TCP peer's address.
+    peer: Option<String>,
+    /// The caller's own token, from metadata.
+    token: Option<String>,
+    /// The caller's certificate identity (or, in trusted mesh mode, the
+    /// sidecar's word for it).
+    caller: Option<Arc<str>>,
+}
+
+impl AuthGrpc {
+    fn call<T>(&self, request: &Request<T>, span: &'static str) -> Call {
+        let generation = self.live.get();
+        let cx = crate::obs::traces::server_span(span, |k| {
+            request.metadata().get(k).and_then(|v| v.to_str().ok())
+        });
+        let conn = request.extensions().get::<ConnInfo>().cloned();
+        let caller = conn
+            .as_ref()
+            .and_then(|c| c.certificate.clone())
+            .or_else(|| generation.mesh_caller(forwarded_client_cert(request.metadata()).as_deref()));
+        Call {
+            cx,
+            peer: conn.map(|c| c.peer.ip().to_string()),
+            token: caller_token(request),
+            caller,
+            generation,
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl pb::auth_service_server::AuthService for AuthGrpc {
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Verify", |k| {
-            request.metadata().get(k).and_then(|v| v.to_str().ok())
-        });
-        let conn = request.extensions().get::<ConnInfo>().cloned();
-        let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
-        let token = caller_token(&request);
-        let xfcc = forwarded_client_cert(request.metadata());
+        let Call { generation, cx, peer, token, caller } =
+            self.call(&request, "authgate.v1.AuthService/Verify");
         let req = request.into_inner();
-        let generation = self.live.get();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Verify, client.as_deref(), cx.clone()).with_caller(
-            conn.and_then(|c| c.certificate).or_else(|| generation.mesh_caller(xfcc.as_deref())),
-        );
+        let mut decision =
+            Decision::start(Adapter::Verify, client.as_deref(), cx.clone()).with_caller(caller);
         let input = VerifyInput {
             token: present(&req.token),
             headers: &headers,
@@ -103,20 +130,13 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         &self,
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
-        let generation = self.live.get();
-        let cx = crate::obs::traces::server_span("authgate.v1.AuthService/Exchange", |k| {
-            request.metadata().get(k).and_then(|v| v.to_str().ok())
-        });
-        let conn = request.extensions().get::<ConnInfo>().cloned();
-        let peer = conn.as_ref().map(|c| c.peer.ip().to_string());
-        let token = caller_token(&request);
-        let xfcc = forwarded_client_cert(request.metadata());
+        let Call { generation, cx, peer, token, caller } =
+            self.call(&request, "authgate.v1.AuthService/Exchange");
         let req = request.into_inner();
         let headers = Headers::from(&req.headers);
         let client = client_address(&headers, generation.trusted_proxy_hops, peer.as_deref());
-        let mut decision = Decision::start(Adapter::Exchange, client.as_deref(), cx.clone()).with_caller(
-            conn.and_then(|c| c.certificate).or_else(|| generation.mesh_caller(xfcc.as_deref())),
-        );
+        let mut decision =
+            Decision::start(Adapter::Exchange, client.as_deref(), cx.clone()).with_caller(caller);
         let result = async {
             let caller = generation.admit_caller(&mut decision, token.as_deref()).await?;
             let exchanger = generation.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
