@@ -646,3 +646,48 @@ fn rsa_public_pem(private_pem: &str) -> String {
     let spki = pair.public_key().as_der().unwrap();
     pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()))
 }
+
+/// Caller tokens from a real OpenID provider: a service's client-credentials
+/// token in gRPC metadata names it (`sub`), verified through
+/// `[[caller_issuers]]` by discovery; a token for another audience is
+/// refused, and the same token as a *user's* token is not accepted, since
+/// the provider is only a caller issuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_tokens_from_a_real_openid_provider() {
+    use authgate::pb::VerifyRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Provider::start(0, &dir.path().join("keys.json"), false);
+    let server = TestServer::start(&format!(
+        "[[caller_issuers]]\nname = \"oidc\"\nkind = \"jwks\"\niss = \"{}\"\naudiences = [\"https://api.test/es256\"]\n\
+         [[callers]]\nname = \"backend\"\nmatch = \"backend\"\n[access]\nverify = [\"backend\"]\n{}",
+        provider.issuer,
+        standard_config()
+    ))
+    .await;
+    let user = gotrue_token(&gotrue_claims(), SECRET);
+    let mut client = server.client().await;
+    let reason = |s: &tonic::Status| {
+        use tonic_types::StatusExt;
+        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    };
+    let verify = |caller: Option<&str>, token: &str| {
+        let mut request =
+            tonic::Request::new(VerifyRequest { token: token.to_string(), ..Default::default() });
+        if let Some(c) = caller {
+            request.metadata_mut().insert("authorization", format!("Bearer {c}").parse().unwrap());
+        }
+        request
+    };
+    let caller = provider.token("https://api.test/es256").await;
+    let other_audience = provider.token("https://api.test/rs256").await;
+    let granted = client.verify(verify(Some(&caller), &user)).await.expect("a backend with its token");
+    assert_eq!(granted.into_inner().identity.unwrap().subject, "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
+    let denied = client.verify(verify(Some(&other_audience), &user)).await.unwrap_err();
+    assert_eq!(reason(&denied), "caller_unauthenticated", "a token for another audience");
+    let denied = client.verify(verify(None, &user)).await.unwrap_err();
+    assert_eq!(reason(&denied), "caller_unauthenticated", "no caller token");
+    // The caller's token is no user's: the users' issuers do not know it.
+    let denied = client.verify(verify(Some(&caller), &caller)).await.unwrap_err();
+    assert_ne!(reason(&denied), "", "{denied:?}");
+    assert!(!matches!(denied.code(), tonic::Code::Ok));
+}
