@@ -232,7 +232,15 @@ pub async fn run_with_reload(
     let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r, tls.clone())));
     let tls_watch =
         tls.clone().filter(|t| !t.reload_interval().is_zero()).map(|t| tokio::spawn(watch_tls(t)));
-    tracing::info!(%grpc_addr, %http_addr, issuers = ?live.get().gate.issuers().names(), "serving");
+    tracing::info!(%grpc_addr, %http_addr, tls = config.tls.is_some(), issuers = ?live.get().gate.issuers().names(), "serving");
+    if config.tls.is_none() && !(grpc_addr.ip().is_loopback() && http_addr.ip().is_loopback()) {
+        // Only reachable with server.plaintext = "mesh" (config validation).
+        tracing::warn!(
+            plaintext = config.plaintext.as_str(),
+            trust_forwarded_client_cert = config.trust_forwarded_client_cert,
+            "plaintext beyond loopback: a service mesh sidecar must encrypt and authenticate this traffic"
+        );
+    }
 
     tokio::select! {
         () = shutdown => {}

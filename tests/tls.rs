@@ -246,6 +246,16 @@ fn plaintext_beyond_loopback_needs_an_acknowledgement() {
     let out =
         authgate_command().arg("--config").arg(&cfg).arg("--http-addr").arg("0.0.0.0:0").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "serve refuses too: {}", String::from_utf8_lossy(&out.stderr));
+    // Acknowledged, it serves, and says so at start.
+    let (any, loopback, mesh) = ("0.0.0.0:0", "127.0.0.1:0", "mesh");
+    let env: [(&str, &std::ffi::OsStr); 3] = [
+        ("AUTHGATE_GRPC_ADDR", any.as_ref()),
+        ("AUTHGATE_HTTP_ADDR", loopback.as_ref()),
+        ("AUTHGATE_PLAINTEXT", mesh.as_ref()),
+    ];
+    let server = Binary::start(&cfg, &env);
+    server.wait_for_log("plaintext beyond loopback");
+    assert!(server.stop().success());
 }
 
 /// A tonic channel over TLS (rustls) trusting `ca`, presenting `identity`
