@@ -6,12 +6,10 @@
 
 mod common;
 
+use common::oidc::Provider;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,85 +17,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 const AUDIENCES: &str = r#"["https://api.test/rs256", "https://api.test/es256", "https://api.test/eddsa", "https://api.test/short"]"#;
 const ROLES_CLAIM: &str = "https://authgate.test/roles";
-
-/// A running oidc-provider process.
-struct Provider {
-    child: Child,
-    port: u16,
-    keys: PathBuf,
-    issuer: String,
-}
-
-impl Provider {
-    /// Starts the provider on `port` (0: any free port) with the keys in
-    /// `keys` (created on first start); `rotate` adds ES256 key `es-2`.
-    fn start(port: u16, keys: &Path, rotate: bool) -> Provider {
-        let port = if port == 0 { free_port() } else { port };
-        let script = repo_root().join("tests/oidc/provider.mjs");
-        assert!(
-            repo_root().join("tests/oidc/node_modules/oidc-provider").exists(),
-            "oidc-provider missing: run scripts/test.sh (scripts/node-env.sh installs it)"
-        );
-        let mut cmd = Command::new("timeout");
-        cmd.arg("300").arg("node").arg(script).arg(port.to_string()).arg(keys);
-        if rotate {
-            cmd.arg("rotate");
-        }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start node");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("provider output");
-        let started: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("provider said {line:?}"));
-        Provider { child, port, keys: keys.to_path_buf(), issuer: started["issuer"].as_str().unwrap().into() }
-    }
-
-    /// SIGTERM to `timeout`, which passes it on to node (a SIGKILL would
-    /// orphan node, still holding the port).
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self, rotate: bool) {
-        self.stop();
-        *self = Provider::start(self.port, &self.keys.clone(), rotate);
-    }
-
-    /// A JWT access token for `resource` (client_credentials).
-    async fn token(&self, resource: &str) -> String {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/token", self.issuer))
-            .basic_auth("backend", Some("backend-secret-0123456789"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
-                "grant_type=client_credentials&scope=orders%3Aread&resource={}",
-                url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
-            ))
-            .send()
-            .await
-            .expect("token request");
-        let body: Value = serde_json::from_slice(&resp.bytes().await.expect("token response")).unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
-    }
-
-    /// The public JWKS as served.
-    async fn jwks(&self) -> Value {
-        let body = reqwest::get(format!("{}/jwks", self.issuer)).await.unwrap().bytes().await.unwrap();
-        serde_json::from_slice(&body).unwrap()
-    }
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// A counting HTTP proxy for the provider's JWKS: every request is counted,
 /// then forwarded (a stopped provider answers 502 here).
@@ -645,49 +564,4 @@ fn rsa_public_pem(private_pem: &str) -> String {
     let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der.contents()).unwrap();
     let spki = pair.public_key().as_der().unwrap();
     pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()))
-}
-
-/// Caller tokens from a real OpenID provider: a service's client-credentials
-/// token in gRPC metadata names it (`sub`), verified through
-/// `[[caller_issuers]]` by discovery; a token for another audience is
-/// refused, and the same token as a *user's* token is not accepted, since
-/// the provider is only a caller issuer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn caller_tokens_from_a_real_openid_provider() {
-    use authgate::pb::VerifyRequest;
-    let dir = tempfile::tempdir().unwrap();
-    let provider = Provider::start(0, &dir.path().join("keys.json"), false);
-    let server = TestServer::start(&format!(
-        "[[caller_issuers]]\nname = \"oidc\"\nkind = \"jwks\"\niss = \"{}\"\naudiences = [\"https://api.test/es256\"]\n\
-         [[callers]]\nname = \"backend\"\nmatch = \"backend\"\n[access]\nverify = [\"backend\"]\n{}",
-        provider.issuer,
-        standard_config()
-    ))
-    .await;
-    let user = gotrue_token(&gotrue_claims(), SECRET);
-    let mut client = server.client().await;
-    let reason = |s: &tonic::Status| {
-        use tonic_types::StatusExt;
-        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
-    };
-    let verify = |caller: Option<&str>, token: &str| {
-        let mut request =
-            tonic::Request::new(VerifyRequest { token: token.to_string(), ..Default::default() });
-        if let Some(c) = caller {
-            request.metadata_mut().insert("authorization", format!("Bearer {c}").parse().unwrap());
-        }
-        request
-    };
-    let caller = provider.token("https://api.test/es256").await;
-    let other_audience = provider.token("https://api.test/rs256").await;
-    let granted = client.verify(verify(Some(&caller), &user)).await.expect("a backend with its token");
-    assert_eq!(granted.into_inner().identity.unwrap().subject, "775a5344-0c6d-4dc6-9ac7-d2d646e071ec");
-    let denied = client.verify(verify(Some(&other_audience), &user)).await.unwrap_err();
-    assert_eq!(reason(&denied), "caller_unauthenticated", "a token for another audience");
-    let denied = client.verify(verify(None, &user)).await.unwrap_err();
-    assert_eq!(reason(&denied), "caller_unauthenticated", "no caller token");
-    // The caller's token is no user's: the users' issuers do not know it.
-    let denied = client.verify(verify(Some(&caller), &caller)).await.unwrap_err();
-    assert_ne!(reason(&denied), "", "{denied:?}");
-    assert!(!matches!(denied.code(), tonic::Code::Ok));
 }

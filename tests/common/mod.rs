@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gotrue;
+pub mod oidc;
 pub mod pki;
 
 use authgate::config::{Config, Inputs};

@@ -69,3 +69,22 @@ impl Ca {
         p
     }
 }
+
+/// A config with TLS on both ports and the standard issuers; `extra` goes
+/// into `[tls]`.
+pub fn tls_config(dir: &Path, cert: &Path, key: &Path, extra: &str) -> PathBuf {
+    let cfg = dir.join("authgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n\
+             [tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n{extra}\n{}",
+            cert.display(),
+            key.display(),
+            super::standard_config()
+                .replace("[server]\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n", "")
+        ),
+    )
+    .unwrap();
+    cfg
+}
