@@ -238,3 +238,29 @@ fn plaintext_beyond_loopback_needs_an_acknowledgement() {
     server.wait_for_log("plaintext beyond loopback");
     assert!(server.stop().success());
 }
+
+/// With `reload_interval = "0s"` the files are read again only on SIGHUP.
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("authgate test CA");
+    let ca_file = ca.write(d, "ca.pem");
+    let (cert, key) = ca.server(d, "server");
+    let cfg = tls_config(d, &cert, &key, "reload_interval = \"0s\"\n");
+    let server = Binary::start(&cfg, &[]);
+    let url = format!("https://127.0.0.1:{}/healthz", server.http.port());
+    let client = https(&ca_file, None);
+    let first = served_certificate(&client.get(&url).send().await.unwrap());
+    let (new_cert, new_key) = ca.server(d, "server-next");
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let unchanged = served_certificate(&client.get(&url).send().await.unwrap());
+    assert_eq!(first, unchanged, "reloaded without a SIGHUP");
+    server.signal("HUP");
+    server.wait_for_log("TLS certificate reloaded");
+    let second = served_certificate(&client.get(&url).send().await.unwrap());
+    assert_ne!(first, second, "SIGHUP did not load the new certificate");
+    assert!(server.stop().success());
+}

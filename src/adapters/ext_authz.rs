@@ -135,9 +135,10 @@ impl Authorization for ExtAuthz {
             .with_caller(caller.or_else(|| generation.mesh_caller(xfcc.as_deref())));
         let result = match generation.callers.admit(&mut decision) {
             Err(e) => Err(e),
-            Ok(_) => {
+            Ok(name) => {
+                let (client, name) = (client.as_deref(), name.as_deref());
                 let decide = generation
-                    .decide_edge(&view.headers, &policy, client.as_deref(), Adapter::ExtAuthz, &mut decision)
+                    .decide_edge(&view.headers, &policy, client, name, Adapter::ExtAuthz, &mut decision)
                     .with_context(cx);
                 match tokio::time::timeout(generation.decision_deadline, decide).await {
                     Ok(d) => d,

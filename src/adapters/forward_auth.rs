@@ -59,18 +59,21 @@ pub async fn handle(
     let mut decision =
         Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller.clone());
     let admitted = generation.callers.admit(&mut decision);
-    let result = if generation.forward_auth_needs_caller && caller.is_none() {
-        Err(AuthError::CallerUnauthenticated)
-    } else if let Err(e) = admitted {
-        Err(e)
-    } else {
-        let decide = generation
-            .decide_edge(&request_headers, policy, client.as_deref(), Adapter::ForwardAuth, &mut decision)
-            .with_context(cx);
-        match tokio::time::timeout(generation.decision_deadline, decide).await {
-            Ok(r) => r,
-            // Fail closed: a slow decision is a denial, never an allow.
-            Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+    let result = match admitted {
+        _ if generation.forward_auth_needs_caller && caller.is_none() => {
+            Err(AuthError::CallerUnauthenticated)
+        }
+        Err(e) => Err(e),
+        Ok(name) => {
+            let (client, name) = (client.as_deref(), name.as_deref());
+            let decide = generation
+                .decide_edge(&request_headers, policy, client, name, Adapter::ForwardAuth, &mut decision)
+                .with_context(cx);
+            match tokio::time::timeout(generation.decision_deadline, decide).await {
+                Ok(r) => r,
+                // Fail closed: a slow decision is a denial, never an allow.
+                Err(_) => Err(AuthError::UpstreamUnavailable("decision deadline exceeded")),
+            }
         }
     };
     decision.record(live.metrics(), result.as_ref().map(|(id, _)| &**id));

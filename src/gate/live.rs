@@ -229,13 +229,15 @@ impl Generation {
     }
 
     /// One edge decision on this generation: verify once, then mint from the
-    /// verified identity when the route names an audience. The caller
-    /// records `decision`.
+    /// verified identity when the route names an audience, for `caller`
+    /// (the admitted `[[callers]]` name, if any). The caller records
+    /// `decision`.
     pub async fn decide_edge(
         &self,
         headers: &Headers,
         policy: &RoutePolicy,
         client: Option<&str>,
+        caller: Option<&str>,
         adapter: Adapter,
         decision: &mut Decision<'_>,
     ) -> Result<(Arc<Identity>, Option<String>), AuthError> {
@@ -254,14 +256,7 @@ impl Generation {
             return Ok((verified.identity, None));
         };
         let exchanger = self.exchanger.as_ref().ok_or(AuthError::ExchangeDisabled)?;
-        let caller = decision.caller.clone();
-        let request = MintRequest {
-            audience,
-            scopes: &[],
-            actor_token: None,
-            requested_ttl: None,
-            caller: caller.as_deref(),
-        };
+        let request = MintRequest { audience, scopes: &[], actor_token: None, requested_ttl: None, caller };
         let minted = exchanger.mint_for(verified.identity.clone(), request, decision).await?;
         Ok((verified.identity, Some(minted.token.clone())))
     }
