@@ -3,7 +3,7 @@
 //! file outgrows a reading.
 //!
 //! Every `crate::<module>` path in `src/` counts, in a `use` or inline,
-//! including `crate::{a, b}` groups; unit tests (from `#[cfg(test)]` to the
+//! including `crate::{a, b}` groups and intra-doc links; unit tests (from `#[cfg(test)]` to the
 //! end of a file, and `tests.rs` files) may reach anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,7 +33,14 @@ fn code(text: &str) -> String {
         Some(i) => &text[..i],
         None => text,
     };
-    text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
+    // Doc comments stay: an intra-doc link is a dependency too.
+    text.lines().map(keep).collect::<Vec<_>>().join("\n")
+}
+
+/// A line without its plain comment; doc comments stay whole.
+fn keep(line: &str) -> &str {
+    let t = line.trim_start();
+    if t.starts_with("///") || t.starts_with("//!") { line } else { line.split("//").next().unwrap_or("") }
 }
 
 /// The top-level modules a piece of code names through `crate::`.
@@ -121,9 +128,9 @@ fn each_module_uses_only_the_layers_below_it() {
 #[test]
 fn the_checker_sees_every_form_of_path() {
     let code = code(
-        "use crate::a::B;\nfn f() { crate::b::c(); }\nuse crate::{c, d::{E, F}};\n// crate::commented\n#[cfg(test)]\nmod tests { use crate::z; }",
+        "use crate::a::B;\nfn f() { crate::b::c(); }\nuse crate::{c, d::{E, F}};\n// crate::commented\n/// see [`crate::e::F`]\n#[cfg(test)]\nmod tests { use crate::z; }",
     );
-    let want: BTreeSet<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = ["a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect();
     assert_eq!(used_modules(&code), want);
 }
 

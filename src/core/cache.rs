@@ -48,7 +48,7 @@ pub fn count_evictions<K, V>(
 }
 
 /// The cache key of `token` as verified by `issuer` with key material of
-/// generation `epoch` ([`crate::verify::Verifier::cache_epoch`]).
+/// generation `epoch` (the verifier's `cache_epoch`).
 pub fn key(issuer: &str, epoch: u64, token: &str) -> [u8; 32] {
     digest(&[issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
 }
