@@ -36,7 +36,6 @@ pub const PATH: &str = "/forward-auth";
 /// Handles one forward-auth request.
 pub async fn handle(
     State(live): State<Arc<Live>>,
-    peer: Option<axum::Extension<crate::adapters::listen::Peer>>,
     conn: Option<axum::Extension<crate::adapters::listen::ConnInfo>>,
     uri: Uri,
     headers: HeaderMap,
@@ -50,19 +49,15 @@ pub async fn handle(
         Ok(h) => h,
         Err(e) => return denial(&e),
     };
-    let peer = peer.map(|p| p.0.0.ip().to_string());
+    let peer = conn.as_ref().map(|c| c.0.peer.ip().to_string());
     let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let cx = crate::obs::traces::server_span("forward-auth", |k| request_headers.first(k));
     let caller = conn.and_then(|c| c.0.certificate).or_else(|| {
         generation.mesh_caller(request_headers.joined("x-forwarded-client-cert", ",").as_deref())
     });
     let mut decision =
-        Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller.clone());
-    let admitted = generation.callers.admit(&mut decision);
-    let result = match admitted {
-        _ if generation.forward_auth_needs_caller && caller.is_none() => {
-            Err(AuthError::CallerUnauthenticated)
-        }
+        Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller);
+    let result = match generation.callers.admit(&mut decision) {
         Err(e) => Err(e),
         Ok(name) => {
             let (client, name) = (client.as_deref(), name.as_deref());

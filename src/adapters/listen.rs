@@ -350,11 +350,6 @@ impl tonic::transport::server::Connected for Accepted {
     }
 }
 
-/// The TCP peer of an HTTP request (a request extension): the proxy, for
-/// forward-auth; the fallback when no forwarded address is trusted.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
 /// The HTTP port: HTTP/1.1 on every accepted connection, with
 /// `header_timeout` for reading each request's head (which also closes
 /// keep-alive connections idle that long), until `stop` resolves; then the
@@ -386,14 +381,12 @@ pub async fn serve_http(
                 None => break,
             },
         };
-        // The peer rides on each request as an extension; the router itself
-        // is shared (a clone is a reference count), not rebuilt per
-        // connection.
-        let peer = Peer(conn.info().peer);
+        // What is known of the connection (peer, caller certificate) rides
+        // on each request as an extension; the router itself is shared (a
+        // clone is a reference count), not rebuilt per connection.
         let info = conn.info().clone();
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(peer);
             req.extensions_mut().insert(info.clone());
             tower::ServiceExt::oneshot(router.clone(), req)
         });

@@ -15,6 +15,10 @@ use std::sync::Arc;
 pub struct Callers {
     callers: Vec<(Arc<str>, CallerConfig)>,
     access: AccessConfig,
+    /// `tls.http_client_auth = "required"`: forward-auth answers only
+    /// callers with a verified client certificate, named or not (the HTTP
+    /// handshake only asks, so health and JWKS stay open).
+    forward_auth_needs_identity: bool,
 }
 
 impl Callers {
@@ -23,6 +27,10 @@ impl Callers {
         Self {
             callers: config.callers.iter().map(|c| (Arc::from(c.name.as_str()), c.clone())).collect(),
             access: config.access.clone(),
+            forward_auth_needs_identity: config
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.http_client_auth == crate::config::ClientAuth::Required),
         }
     }
 
@@ -37,6 +45,12 @@ impl Callers {
     /// the entry point is open), or the denial. The decision's `caller`
     /// becomes the name when there is one.
     pub fn admit(&self, decision: &mut Decision<'_>) -> Result<Option<Arc<str>>, AuthError> {
+        if decision.adapter() == Adapter::ForwardAuth
+            && self.forward_auth_needs_identity
+            && decision.caller.is_none()
+        {
+            return Err(AuthError::CallerUnauthenticated);
+        }
         let name = decision.caller.as_deref().and_then(|identity| self.name_of(identity));
         if let Some(name) = &name {
             decision.caller = Some(name.clone());

@@ -53,9 +53,6 @@ pub struct Generation {
     pub decision_deadline: Duration,
     /// `server.trusted_proxy_hops`.
     pub trusted_proxy_hops: usize,
-    /// `tls.http_client_auth = "required"`: forward-auth answers only
-    /// callers with a verified client certificate.
-    pub forward_auth_needs_caller: bool,
     /// `[[callers]]` and `[access]`.
     pub callers: crate::gate::callers::Callers,
     /// `[[caller_issuers]]`.
@@ -97,10 +94,6 @@ impl Generation {
             callers: crate::gate::callers::Callers::from_config(config),
             caller_tokens,
             trust_forwarded_client_cert: config.trust_forwarded_client_cert,
-            forward_auth_needs_caller: config
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.http_client_auth == crate::config::ClientAuth::Required),
         })
     }
 }
