@@ -225,7 +225,11 @@ pub async fn run_with_reload(
     let watcher = tokio::spawn(follow_readiness(live.clone(), reporter.clone(), readiness.clone(), ready));
     let watch = match (&reloader, config.watch_interval.is_zero()) {
         (Some(r), false) => {
-            Some(tokio::spawn(watch_files(live.clone(), config.watch_interval, r.trigger.clone())))
+            // The baseline is taken before "serving": a change made right
+            // after start is a change, not part of the baseline.
+            let files = live.source_files();
+            let baseline = (fingerprint(&files), files);
+            Some(tokio::spawn(watch_files(live.clone(), config.watch_interval, r.trigger.clone(), baseline)))
         }
         _ => None,
     };
@@ -344,12 +348,16 @@ async fn apply_readiness(
 /// Asks for a reload when a file the config was read from changes
 /// (content, or appearing/disappearing); a changed file list alone (after a
 /// reload) is only noted.
-async fn watch_files(live: Arc<Live>, interval: std::time::Duration, trigger: tokio::sync::mpsc::Sender<()>) {
+async fn watch_files(
+    live: Arc<Live>,
+    interval: std::time::Duration,
+    trigger: tokio::sync::mpsc::Sender<()>,
+    (mut last, mut files): ([u8; 32], Vec<std::path::PathBuf>),
+) {
     // File reads run on the blocking pool, not on a request worker.
     let fingerprint_of = |files: Vec<std::path::PathBuf>| async move {
         tokio::task::spawn_blocking(move || (fingerprint(&files), files)).await.ok()
     };
-    let Some((mut last, mut files)) = fingerprint_of(live.source_files()).await else { return };
     loop {
         tokio::time::sleep(interval).await;
         let Some((now, now_files)) = fingerprint_of(live.source_files()).await else { return };
