@@ -51,7 +51,6 @@ fn main() {
         issuer: None,
         require_signed_proxy: false,
         client: None,
-        adapter: authgate::testing::Adapter::Verify,
         identity_in_headers: false,
     };
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -59,13 +58,13 @@ fn main() {
     for round in 0..3 {
         let t = Instant::now();
         for _ in 0..n {
-            let id = rt.block_on(core.verify(input)).expect("valid");
+            let id = rt.block_on(core.verify(authgate::testing::Adapter::Verify, input)).expect("valid");
             std::hint::black_box(id);
         }
         let verify_ns = t.elapsed().as_nanos() / n;
         let t = Instant::now();
         for _ in 0..n {
-            let id = rt.block_on(core.verify(input)).expect("valid");
+            let id = rt.block_on(core.verify(authgate::testing::Adapter::Verify, input)).expect("valid");
             let pb: authgate::pb::Identity = id.identity.as_ref().into();
             std::hint::black_box(prost::Message::encode_to_vec(&pb));
         }

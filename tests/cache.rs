@@ -23,10 +23,9 @@ async fn check(core: &Gate, token: &str, issuer: &str, roles: &[&str]) -> Result
         issuer: (!issuer.is_empty()).then_some(issuer),
         require_signed_proxy: false,
         client: None,
-        adapter: authgate::testing::Adapter::Verify,
         identity_in_headers: false,
     };
-    core.verify(input)
+    core.verify(authgate::testing::Adapter::Verify, input)
         .await
         .map(|v| format!("{}|{}|{:?}", v.identity.subject, v.identity.issuer, v.identity.roles))
         .map_err(|e| e.reason())

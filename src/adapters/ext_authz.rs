@@ -138,7 +138,7 @@ impl Authorization for ExtAuthz {
             Ok(name) => {
                 let (client, name) = (client.as_deref(), name.as_deref());
                 let decide = generation
-                    .decide_edge(&view.headers, &policy, client, name, Adapter::ExtAuthz, &mut decision)
+                    .decide_edge(&view.headers, &policy, client, name, &mut decision)
                     .with_context(cx);
                 match tokio::time::timeout(generation.decision_deadline, decide).await {
                     Ok(d) => d,

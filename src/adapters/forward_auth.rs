@@ -62,7 +62,7 @@ pub async fn handle(
         Ok(name) => {
             let (client, name) = (client.as_deref(), name.as_deref());
             let decide = generation
-                .decide_edge(&request_headers, policy, client, name, Adapter::ForwardAuth, &mut decision)
+                .decide_edge(&request_headers, policy, client, name, &mut decision)
                 .with_context(cx);
             match tokio::time::timeout(generation.decision_deadline, decide).await {
                 Ok(r) => r,

@@ -109,7 +109,6 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             issuer: present(&req.issuer),
             require_signed_proxy: req.require_signed_proxy,
             client: client.as_deref(),
-            adapter: Adapter::Verify,
             identity_in_headers: false,
         };
         let result = async {

@@ -287,10 +287,9 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
             issuer: args.issuer.as_deref(),
             require_signed_proxy: false,
             client: None,
-            adapter: crate::obs::metrics::Adapter::Cli,
             identity_in_headers: false,
         };
-        match core.verify(input).await {
+        match core.verify(crate::obs::metrics::Adapter::Cli, input).await {
             Ok(v) => {
                 outln!("{:#}", v.identity.to_json());
                 ExitCode::SUCCESS

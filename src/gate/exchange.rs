@@ -168,7 +168,6 @@ impl Exchanger {
                     issuer: input.issuer,
                     require_signed_proxy: false,
                     client: input.client,
-                    adapter: crate::obs::metrics::Adapter::Exchange,
                     identity_in_headers: false,
                 },
                 decision,
@@ -278,7 +277,6 @@ impl Exchanger {
             issuer: None,
             require_signed_proxy: false,
             client: None,
-            adapter: crate::obs::metrics::Adapter::Exchange,
             identity_in_headers: false,
         };
         // Part of the Exchange being decided: recorded with it, not alone.

@@ -22,7 +22,6 @@ use crate::gate::decision::Decision;
 use crate::gate::exchange::Exchanger;
 use crate::gate::exchange::MintRequest;
 use crate::keys::Material;
-use crate::obs::metrics::Adapter;
 use crate::obs::metrics::Metrics;
 use crate::verify::nf_sign::ReplayCache;
 use std::sync::{Arc, RwLock};
@@ -231,7 +230,6 @@ impl Generation {
         policy: &RoutePolicy,
         client: Option<&str>,
         caller: Option<&str>,
-        adapter: Adapter,
         decision: &mut Decision<'_>,
     ) -> Result<(Arc<Identity>, Option<String>), AuthError> {
         let input = VerifyInput {
@@ -241,7 +239,6 @@ impl Generation {
             issuer: policy.issuer.as_deref(),
             require_signed_proxy: policy.require_signed_proxy,
             client,
-            adapter,
             identity_in_headers: true,
         };
         let verified = self.gate.decide(input, decision).await?;

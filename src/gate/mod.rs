@@ -41,8 +41,6 @@ pub struct VerifyInput<'a> {
     /// The end user's address ([`crate::gate::edge::client_address`]), when
     /// known: the decision log's `client`, and the key of per-client limits.
     pub client: Option<&'a str>,
-    /// The adapter the request came through (metrics label).
-    pub adapter: crate::obs::metrics::Adapter,
     /// The identity will travel in HTTP headers (edge adapters): an identity
     /// that cannot (`gate::edge::check_header_safe`) is denied here, so
     /// the decision line says so.
@@ -138,8 +136,12 @@ impl Gate {
 
     /// Decides one request and records the decision ([`Decision`]): the
     /// whole request for the Verify RPC, `authgate verify` and tests.
-    pub async fn verify(&self, input: VerifyInput<'_>) -> Result<Verified, AuthError> {
-        let mut decision = Decision::start(input.adapter, input.client, opentelemetry::Context::current());
+    pub async fn verify(
+        &self,
+        adapter: crate::obs::metrics::Adapter,
+        input: VerifyInput<'_>,
+    ) -> Result<Verified, AuthError> {
+        let mut decision = Decision::start(adapter, input.client, opentelemetry::Context::current());
         let result = self.decide(input, &mut decision).await;
         decision.record(&self.metrics, result.as_ref().map(|v| &*v.identity));
         result

@@ -117,20 +117,20 @@ fn build(config: &TlsConfig, files: &Files, files_digest: [u8; 32]) -> Result<Sn
             Some(Arc::new(roots))
         }
     };
-    let port = |auth: ClientAuth, alpn: &[u8]| -> Result<Arc<ServerConfig>, String> {
+    // What the handshake demands: `Required` refuses a client without a
+    // valid certificate, `Optional` asks and verifies what is sent.
+    let port = |handshake: ClientAuth, alpn: &[u8]| -> Result<Arc<ServerConfig>, String> {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| format!("tls: {e}"))?;
-        let builder = match (auth, &roots) {
+        let builder = match (handshake, &roots) {
             (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
             (ClientAuth::Optional | ClientAuth::Required, Some(roots)) => {
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     roots.clone(),
                     provider.clone(),
                 );
-                // On the HTTP port "required" is enforced per route (health
-                // and JWKS stay open), so the handshake only asks.
-                let verifier = if auth == ClientAuth::Required && alpn == b"h2" {
+                let verifier = if handshake == ClientAuth::Required {
                     verifier.build()
                 } else {
                     verifier.allow_unauthenticated().build()
@@ -146,7 +146,15 @@ fn build(config: &TlsConfig, files: &Files, files_digest: [u8; 32]) -> Result<Sn
     };
     Ok(Snapshot {
         grpc: port(config.grpc_client_auth, b"h2")?,
-        http: port(config.http_client_auth, b"http/1.1")?,
+        // On the HTTP port "required" is enforced per route (health and
+        // JWKS stay open), so its handshake only asks.
+        http: port(
+            match config.http_client_auth {
+                ClientAuth::Required => ClientAuth::Optional,
+                other => other,
+            },
+            b"http/1.1",
+        )?,
         files_digest,
     })
 }
