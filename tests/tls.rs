@@ -158,6 +158,13 @@ async fn certificates_rotate_without_a_restart_or_a_failed_call() {
     let url = format!("https://127.0.0.1:{}/healthz", server.http.port());
     let client = https(&ca_file, None);
     let first = served_certificate(&client.get(&url).send().await.unwrap());
+    // A keep-alive connection opened before the rotation.
+    let kept = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca_file).unwrap()).unwrap())
+        .tls_info(true)
+        .build()
+        .unwrap();
+    assert_eq!(served_certificate(&kept.get(&url).send().await.unwrap()), first);
 
     let load = {
         let (client, url) = (client.clone(), url.clone());
@@ -184,6 +191,9 @@ async fn certificates_rotate_without_a_restart_or_a_failed_call() {
     assert!(ok > 20, "only {ok} calls under load");
     let second = served_certificate(&client.get(&url).send().await.unwrap());
     assert_ne!(first, second, "the new certificate is not served");
+    // The connection opened before it is still up, on the old certificate.
+    let again = kept.get(&url).send().await.expect("the kept connection was dropped");
+    assert_eq!((again.status().as_u16(), served_certificate(&again)), (200, first.clone()));
 
     // A broken replacement: logged, refused, the served certificate stays.
     std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n").unwrap();
