@@ -12,6 +12,7 @@ use crate::obs::metrics::Metrics;
 use crate::obs::metrics::{Port, ReloadOutcome};
 use crate::pb;
 use crate::pb::auth_service_server::AuthServiceServer;
+use crate::store::UserStore;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     /// HTTP side port.
     pub http: TcpListener,
+    /// The Identity webhook's port (`server.webhook_addr`).
+    pub webhook: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -79,7 +82,16 @@ impl Listeners {
         Ok(Self {
             grpc: TcpListener::bind(config.grpc_addr).await?,
             http: TcpListener::bind(config.http_addr).await?,
+            webhook: match config.webhook_addr {
+                Some(addr) => Some(TcpListener::bind(addr).await?),
+                None => None,
+            },
         })
+    }
+
+    /// The bound webhook address, when there is a webhook port.
+    pub fn webhook_addr(&self) -> Option<SocketAddr> {
+        self.webhook.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound gRPC address.
@@ -144,7 +156,9 @@ pub async fn run_with_reload(
     set_readiness_services(&reporter, ServingStatus::NotServing).await;
 
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(Live::start(config.clone(), metrics)?);
+    let store = config.store.as_ref().map(|s| UserStore::open(s, metrics.clone())).transpose()?;
+    let store_tasks = store.as_ref().map(UserStore::start).unwrap_or_default();
+    let live = Arc::new(Live::with_store(config.clone(), metrics, store)?);
     let tls = config.tls.as_ref().map(TlsStore::load).transpose()?.map(Arc::new);
     // Both reflection versions: grpcurl, evans and Postman still ask v1alpha.
     let reflection = || {
@@ -163,6 +177,7 @@ pub async fn run_with_reload(
     let (stop_tx, stop_rx) = watch::channel(false);
     let grpc_addr = listeners.grpc_addr()?;
     let http_addr = listeners.http_addr()?;
+    let webhook_addr = listeners.webhook_addr();
     let limits = &config.limits;
     let port = |port, handshake_bytes| PortLimits {
         port,
@@ -198,6 +213,14 @@ pub async fn run_with_reload(
             ),
             stopped(stop_rx.clone()),
         );
+    let webhook = listeners.webhook.map(|listener| {
+        tokio::spawn(listen::serve_http(
+            listen::incoming(listener, port(Port::Webhook, 1), live.metrics().clone(), tls.clone()),
+            crate::adapters::webhook::router(live.clone()),
+            limits.http_header_timeout,
+            stopped(stop_rx.clone()),
+        ))
+    });
     let readiness = Readiness::default();
     let http = listen::serve_http(
         listen::incoming(listeners.http, port(Port::Http, 1), live.metrics().clone(), tls.clone()),
@@ -236,7 +259,7 @@ pub async fn run_with_reload(
     let reloads = reloader.map(|r| tokio::spawn(follow_reloads(live.clone(), r, tls.clone())));
     let tls_watch =
         tls.clone().filter(|t| !t.reload_interval().is_zero()).map(|t| tokio::spawn(watch_tls(t)));
-    tracing::info!(%grpc_addr, %http_addr, tls = config.tls.is_some(), issuers = ?live.get().gate.issuers().names(), "serving");
+    tracing::info!(%grpc_addr, %http_addr, webhook_addr = webhook_addr.map(|a| a.to_string()), store = config.store.as_ref().map(|_| "on"), tls = config.tls.is_some(), issuers = ?live.get().gate.issuers().names(), "serving");
     if config.tls.is_none() && !(grpc_addr.ip().is_loopback() && http_addr.ip().is_loopback()) {
         // Only reachable with server.plaintext = "mesh" (config validation).
         tracing::warn!(
@@ -258,7 +281,7 @@ pub async fn run_with_reload(
 
     tracing::info!(drain_delay = ?config.drain_delay, grace = ?config.shutdown_grace, "shutting down: NOT_SERVING");
     watcher.abort();
-    for task in [reloads, watch, tls_watch].into_iter().flatten() {
+    for task in [reloads, watch, tls_watch].into_iter().flatten().chain(store_tasks) {
         task.abort();
     }
     reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing).await;
@@ -285,6 +308,9 @@ pub async fn run_with_reload(
         Err(_) => {
             grpc_task.abort();
             http_task.abort();
+            if let Some(w) = &webhook {
+                w.abort();
+            }
             tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace elapsed; dropping remaining calls");
         }
     }
@@ -329,7 +355,8 @@ async fn apply_readiness(
     last: Option<bool>,
 ) -> bool {
     let core = live.get().gate.clone();
-    let ready = core.issuers().ready();
+    let store_ready = !core.needs_store() || live.store().is_some_and(|s| s.ready());
+    let ready = core.issuers().ready() && store_ready;
     live.metrics().set_ready(ready);
     if last == Some(ready) {
         return ready;
@@ -340,7 +367,11 @@ async fn apply_readiness(
     if ready {
         tracing::info!("ready");
     } else {
-        tracing::warn!(issuers = ?core.issuers().not_ready(), "not ready: issuer keys missing or stale");
+        tracing::warn!(
+            issuers = ?core.issuers().not_ready(),
+            store_ready,
+            "not ready: issuer keys missing or stale, or the user store's change feed is not current"
+        );
     }
     ready
 }

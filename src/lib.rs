@@ -59,6 +59,7 @@ pub(crate) mod core;
 pub(crate) mod gate;
 pub(crate) mod keys;
 pub(crate) mod obs;
+pub(crate) mod store;
 pub(crate) mod verify;
 
 pub use crate::core::error::AuthError;

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Bottom first. `pb` (generated protobuf code) sits below everything.
-const LAYERS: &[&str] = &["config", "obs", "core", "keys", "verify", "gate", "adapters", "app", "cli"];
+const LAYERS: &[&str] =
+    &["config", "obs", "core", "keys", "store", "verify", "gate", "adapters", "app", "cli"];
 
 /// Longest source file, in lines (unit tests included; `tests.rs` files and
 /// generated code excepted).

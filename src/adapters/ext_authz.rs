@@ -197,7 +197,7 @@ impl Authorization for ExtAuthz {
 fn metadata(id: &crate::core::identity::Identity) -> envoy_types::pb::google::protobuf::Struct {
     use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
     let s = |v: String| Value { kind: Some(Kind::StringValue(v)) };
-    Struct {
+    let mut metadata = Struct {
         fields: [
             ("subject".to_string(), s(id.subject.clone())),
             ("issuer".to_string(), s(id.issuer.to_string())),
@@ -213,5 +213,14 @@ fn metadata(id: &crate::core::identity::Identity) -> envoy_types::pb::google::pr
         ]
         .into_iter()
         .collect(),
+    };
+    if !id.claims.is_empty() {
+        // Same JSON → Struct mapping as the AuthService identity.
+        let claims = crate::adapters::pb::to_struct(&id.claims);
+        let bytes = prost::Message::encode_to_vec(&claims);
+        if let Ok(claims) = <Struct as prost::Message>::decode(bytes.as_slice()) {
+            metadata.fields.insert("claims".to_string(), Value { kind: Some(Kind::StructValue(claims)) });
+        }
     }
+    metadata
 }

@@ -113,6 +113,7 @@ async fn accept_loop(
                         let config = match limits.port {
                             Port::Grpc => store.grpc(),
                             Port::Http => store.http(),
+                            Port::Webhook => store.webhook(),
                         };
                         tokio::spawn(tls_handshake(conn, config, limits, metrics.clone(), tx.clone()));
                     }

@@ -8,3 +8,4 @@ pub mod grpc;
 pub mod http;
 pub mod listen;
 pub mod pb;
+pub mod webhook;

@@ -19,6 +19,7 @@ impl From<&Identity> for pb::Identity {
             session_id: id.session_id.clone(),
             aal: id.aal.clone(),
             is_anonymous: id.is_anonymous,
+            claims: (!id.claims.is_empty()).then(|| to_struct(&id.claims)),
         }
     }
 }
@@ -35,7 +36,7 @@ impl From<ProxyAttestation> for pb::ProxyAttestation {
     }
 }
 
-fn to_struct(map: &Map<String, Value>) -> prost_types::Struct {
+pub(crate) fn to_struct(map: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct { fields: map.iter().map(|(k, v)| (k.clone(), to_value(v))).collect() }
 }
 

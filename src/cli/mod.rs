@@ -19,6 +19,7 @@ macro_rules! outln {
 }
 
 pub mod gotrue_token;
+pub mod users;
 
 use crate::config::{Config, Inputs, Mode};
 use clap::{Args, Parser, Subcommand};
@@ -77,6 +78,13 @@ enum Command {
     /// Manage Exchange signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The user store's users: list, show, set the app's roles and claims,
+    /// mark deleted (exit 1: no such user; 3: the store failed).
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// The user store's schema.
+    #[command(subcommand)]
+    Store(users::StoreCommand),
 }
 
 #[derive(Args)]
@@ -175,6 +183,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token(args) => token(&config, args),
         Command::Verify(args) => verify(config, args),
         Command::Jwks => jwks(&config),
+        Command::Users(command) => users::users(&config, command),
+        Command::Store(command) => users::store(&config, command),
         // Handled above, before any configuration is read.
         Command::Keys(KeysCommand::Generate { alg }) => generate_key(&alg),
         Command::Config(ConfigCommand::Schema) => ExitCode::SUCCESS,

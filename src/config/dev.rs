@@ -39,6 +39,7 @@ pub(super) fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
             callers: Vec::new(),
         }],
         leeway: DEFAULT_LEEWAY,
+        claims_namespace: None,
     })
 }
 
@@ -60,6 +61,7 @@ pub(super) fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), 
         role_claims: DEFAULT_ROLE_CLAIMS.iter().filter_map(|p| ClaimPath::parse(p).ok()).collect(),
         default: true,
         require_signed_proxy: false,
+        store: super::IssuerStoreConfig::default(),
     };
     Ok((issuer, origin))
 }

@@ -19,6 +19,10 @@ pub struct IdentityHeaderNames {
     pub roles: String,
     /// `edge.issuer_header`: default `x-authgate-issuer`.
     pub issuer: String,
+    /// `edge.claims_header`: default `x-authgate-claims`: the app's claims
+    /// from the user store as base64url (no padding) of a JSON object;
+    /// empty when there are none.
+    pub claims: String,
 }
 
 impl Default for IdentityHeaderNames {
@@ -28,6 +32,7 @@ impl Default for IdentityHeaderNames {
             email: "x-authgate-email".into(),
             roles: "x-authgate-roles".into(),
             issuer: "x-authgate-issuer".into(),
+            claims: "x-authgate-claims".into(),
         }
     }
 }
@@ -143,10 +148,11 @@ pub(super) fn read_edge(
         email: header("email_header", d.headers.email),
         roles: header("roles_header", d.headers.roles),
         issuer: header("issuer_header", d.headers.issuer),
+        claims: header("claims_header", d.headers.claims),
     };
-    let names = [&headers.subject, &headers.email, &headers.roles, &headers.issuer];
+    let names = [&headers.subject, &headers.email, &headers.roles, &headers.issuer, &headers.claims];
     if names.iter().collect::<BTreeSet<_>>().len() != names.len() {
-        r.errors.push("edge: the four identity header names must differ".into());
+        r.errors.push("edge: the five identity header names must differ".into());
     }
     s.finish(r);
     EdgeConfig { default, routes, headers, strip_cookies }

@@ -70,6 +70,10 @@ pub struct ExchangeConfig {
     /// `leeway`: clock skew allowed on the `exp` and `nbf` of actor tokens
     /// authgate minted itself; default 30s, at most 300s.
     pub leeway: Duration,
+    /// `claims_namespace`: default none. When set, the app's claims from
+    /// the user store travel in minted tokens as one claim of this name (a
+    /// URL, as OpenID recommends, or a plain name not used by authgate).
+    pub claims_namespace: Option<String>,
 }
 
 pub(super) fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<ExchangeConfig> {
@@ -101,6 +105,13 @@ pub(super) fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<Exchang
             _ => Err("must be a fraction from 0 up to (not including) 1".into()),
         })
         .unwrap_or(0.5);
+    let claims_namespace = s.parsed(r, "claims_namespace", None, None, |v| {
+        if crate::config::RESERVED_CLAIM_NAMES.contains(&v) || v.is_empty() || v.len() > 200 {
+            Err("must be a URL or a name authgate does not set itself".to_string())
+        } else {
+            Ok(v.to_string())
+        }
+    });
     let key_tables = s.array_of_tables(r, "keys");
     let audience_tables = s.array_of_tables(r, "audiences");
     s.finish(r);
@@ -136,6 +147,7 @@ pub(super) fn read_exchange(r: &mut Reader<'_>, table: &Table) -> Option<Exchang
         keys,
         audiences,
         leeway,
+        claims_namespace,
     })
 }
 

@@ -1,9 +1,10 @@
 //! `[[issuers]]`: each issuer's kind and settings, read and checked.
 
 use super::read::{Reader, Section, parse_bounded, parse_duration, parse_upstream_url, read_secret};
+use super::store::read_issuer_store;
 use super::{
-    ClaimPath, DEFAULT_JWKS_ROLE_CLAIMS, DEFAULT_LEEWAY, DEFAULT_ROLE_CLAIMS, ENV_ISSUER_PREFIX, JwsAlg,
-    MAX_LEEWAY, Secret,
+    ClaimPath, DEFAULT_JWKS_ROLE_CLAIMS, DEFAULT_LEEWAY, DEFAULT_ROLE_CLAIMS, ENV_ISSUER_PREFIX,
+    IssuerStoreConfig, JwsAlg, MAX_LEEWAY, Secret,
 };
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -172,6 +173,9 @@ pub struct IssuerConfig {
     /// the site's Netlify proxy (a valid `x-nf-sign`). Default false; needs
     /// `[signed_proxy]`.
     pub require_signed_proxy: bool,
+    /// `roles_source`, `claims_from_store`, `webhook_*`: this issuer's use
+    /// of `[store]` (default: none).
+    pub store: IssuerStoreConfig,
 }
 
 impl IssuerConfig {
@@ -254,6 +258,7 @@ pub(super) fn read_issuer(
         .collect();
     let default = s.boolean(r, "default").unwrap_or(false);
     let require_signed_proxy = s.boolean(r, "require_signed_proxy").unwrap_or(false);
+    let store = read_issuer_store(r, &mut s, &name);
     if matches!(kind, Some(IssuerKind::NetlifyIdentity(_))) && expected_iss.is_some() {
         r.errors
             .push(format!("{}.iss: netlify_identity tokens carry no `iss` (GoTrue writes none)", s.label));
@@ -280,6 +285,7 @@ pub(super) fn read_issuer(
         role_claims,
         default,
         require_signed_proxy,
+        store,
     })
 }
 

@@ -8,6 +8,7 @@ use super::issuers::{check_issuers, read_issuer};
 use super::limits::read_limits;
 use super::proxy::read_signed_proxy;
 use super::read::{Reader, Section, parse_addr, parse_bounded, parse_duration, parse_log_filter};
+use super::store::read_store;
 use super::tls::{check_plaintext, read_tls};
 use super::traces::read_tracing;
 use super::*;
@@ -59,6 +60,7 @@ impl Config {
         let edge = top.table(r, "edge");
         let tracing = top.table(r, "tracing");
         let tls = top.table(r, "tls");
+        let store = top.table(r, "store");
         let callers_raw = top.array_of_tables(r, "callers");
         let caller_issuers_raw = top.array_of_tables(r, "caller_issuers");
         let access = top.table(r, "access");
@@ -98,6 +100,7 @@ impl Config {
         if !watch_interval.is_zero() && watch_interval < Duration::from_millis(100) {
             r.errors.push("server.watch_interval must be 0 (off) or at least 100ms".into());
         }
+        let webhook_addr = s.parsed(r, "webhook_addr", None, None, parse_addr);
         let limits = read_limits(r, &mut s);
         let trust_forwarded_client_cert = s.boolean(r, "trust_forwarded_client_cert").unwrap_or(false);
         let plaintext = s
@@ -130,8 +133,13 @@ impl Config {
             r,
             tls.as_ref(),
             plaintext,
-            [("server.grpc_addr", grpc_addr), ("server.http_addr", http_addr)],
+            &[
+                ("server.grpc_addr", Some(grpc_addr)),
+                ("server.http_addr", Some(http_addr)),
+                ("server.webhook_addr", webhook_addr),
+            ],
         );
+        let store = read_store(r, store, &inputs.workdir);
 
         let mut l = Section::new("log", log);
         let format = l
@@ -201,6 +209,13 @@ impl Config {
             caller_issuers.push(iss);
         }
         check_issuers(r, &caller_issuers);
+        for i in caller_issuers.iter().filter(|i| i.store.reads_store() || i.store.webhook.is_some()) {
+            r.errors.push(format!(
+                "caller_issuers ({}): roles_source, claims_from_store and webhook settings apply to [[issuers]] only",
+                i.name
+            ));
+        }
+        check_store_use(r, &issuers, store.as_ref(), webhook_addr, [grpc_addr, http_addr]);
         let access = read_access(r, access, &callers);
         for a in exchange.iter().flat_map(|e| &e.audiences) {
             for c in a.callers.iter().filter(|c| !callers.iter().any(|k| &k.name == *c)) {
@@ -244,6 +259,8 @@ impl Config {
             plaintext,
             trust_forwarded_client_cert,
             tls,
+            webhook_addr,
+            store,
             log: LogConfig { format, level },
             cache,
             signed_proxy,
@@ -255,5 +272,41 @@ impl Config {
             caller_issuers,
             access,
         })
+    }
+}
+
+/// Issuers that read the store or take webhooks need `[store]`; a webhook
+/// needs its listener, and the listener needs a webhook.
+fn check_store_use(
+    r: &mut Reader<'_>,
+    issuers: &[IssuerConfig],
+    store: Option<&StoreConfig>,
+    webhook_addr: Option<SocketAddr>,
+    others: [SocketAddr; 2],
+) {
+    if store.is_none() {
+        for i in issuers.iter().filter(|i| i.store.reads_store() || i.store.webhook.is_some()) {
+            r.errors.push(format!(
+                "issuer `{}` uses the user store (roles_source = \"{}\", claims_from_store, or a webhook) but no [store] is configured",
+                i.name,
+                i.store.roles_source.as_str()
+            ));
+        }
+    }
+    let hooks = issuers.iter().filter(|i| i.store.webhook.is_some()).count();
+    match webhook_addr {
+        Some(addr) => {
+            if hooks == 0 {
+                r.errors.push("server.webhook_addr is set but no issuer has a webhook_secret".into());
+            }
+            if addr.port() != 0 && others.contains(&addr) {
+                r.errors.push(format!("server.webhook_addr {addr} is also another listener's address"));
+            }
+        }
+        None if hooks > 0 => r.errors.push(
+            "an issuer has a webhook_secret but server.webhook_addr is not set (the webhook gets its own listener)"
+                .into(),
+        ),
+        None => {}
     }
 }

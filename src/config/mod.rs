@@ -19,6 +19,7 @@ mod render;
 mod schema;
 mod secret;
 mod source;
+mod store;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -38,6 +39,10 @@ pub use proxy::SignedProxyConfig;
 pub use read::check_upstream_url;
 pub use schema::schema;
 pub use secret::Secret;
+pub use store::{
+    DEFAULT_SQLITE_PATH, ENV_STORE_URL, IssuerStoreConfig, OnStoreError, RolesSource, StoreConfig, StoreUrl,
+    WebhookConfig,
+};
 pub use tls::{
     ClientAuth, ENV_PLAINTEXT, ENV_TLS_CERT_FILE, ENV_TLS_CLIENT_CA_FILE, ENV_TLS_KEY_FILE, Plaintext,
     TlsConfig,
@@ -101,6 +106,27 @@ pub const DEFAULT_ROLE_CLAIMS: [&str; 2] = ["app_metadata.roles", "app_metadata.
 /// Default role claim paths for `jwks` issuers: a plain `roles` array, Auth0's
 /// `permissions`, and the space-separated `scope`.
 pub const DEFAULT_JWKS_ROLE_CLAIMS: [&str; 3] = ["roles", "permissions", "scope"];
+/// Claim names the app's claims may not take (registered JWT claims and
+/// what authgate writes into minted tokens); the user store leaves them
+/// out, `authgate users set-claims` refuses them.
+pub const RESERVED_CLAIM_NAMES: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "act",
+    "azp",
+    "client_id",
+    "scope",
+    "cnf",
+    "sid",
+    "email",
+    "roles",
+    "idp",
+];
 /// Name of the issuer the zero-config mode creates.
 pub const DEV_ISSUER: &str = "dev";
 /// Where the zero-config mode keeps its generated secret, under the
@@ -198,6 +224,13 @@ pub struct Config {
     /// else `DNS`, else the subject CN). Refused without `plaintext =
     /// "mesh"` or with `[tls]`: the header is then a client's to write.
     pub trust_forwarded_client_cert: bool,
+    /// `server.webhook_addr`: the Netlify Identity webhook's own listener
+    /// (`POST /hooks/netlify-identity/<issuer>`, nothing else), the one
+    /// port meant to face the internet. Default off; needs an issuer with a
+    /// `webhook_secret` and `[store]`.
+    pub webhook_addr: Option<SocketAddr>,
+    /// `[store]`: the application's user database; default none.
+    pub store: Option<StoreConfig>,
     /// `[tls]`: TLS on both ports; default off.
     pub tls: Option<TlsConfig>,
     /// `[log]`.

@@ -25,6 +25,9 @@ impl Config {
         out.push_str(&format!("trusted_proxy_hops = {}\n", self.trusted_proxy_hops));
         out.push_str(&format!("plaintext = {}\n", q(self.plaintext.as_str())));
         out.push_str(&format!("trust_forwarded_client_cert = {}\n", self.trust_forwarded_client_cert));
+        if let Some(a) = self.webhook_addr {
+            out.push_str(&format!("webhook_addr = {}\n", q(&a.to_string())));
+        }
         let l = &self.limits;
         out.push_str(&format!(
             "max_connections = {}\nmax_streams_per_connection = {}\nmax_in_flight = {}\n",
@@ -49,6 +52,31 @@ impl Config {
             self.cache.max_entries,
             d(self.cache.max_ttl)
         ));
+        if let Some(s) = &self.store {
+            out.push_str("\n[store]\n");
+            match &s.url {
+                StoreUrl::Postgres(_) => out.push_str("url = \"[redacted: postgres URL]\"\n"),
+                StoreUrl::Sqlite(p) => {
+                    out.push_str(&format!("url = {}\n", q(&format!("sqlite://{}", p.display()))))
+                }
+            }
+            if let Some(schema) = &s.schema {
+                out.push_str(&format!("schema = {}\n", q(schema)));
+            }
+            for (k, v) in [
+                ("max_staleness", s.max_staleness),
+                ("cache_ttl", s.cache_ttl),
+                ("poll_interval", s.poll_interval),
+                ("touch_interval", s.touch_interval),
+                ("timeout", s.timeout),
+            ] {
+                out.push_str(&format!("{k} = {}\n", d(v)));
+            }
+            out.push_str(&format!(
+                "cache_max_entries = {}\nqueue_capacity = {}\n",
+                s.cache_max_entries, s.queue_capacity
+            ));
+        }
         if let Some(p) = &self.signed_proxy {
             let list = |v: &[String]| v.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ");
             out.push_str("\n[signed_proxy]\n");
@@ -82,6 +110,9 @@ impl Config {
                 x.mint_cache_min_remaining,
                 d(x.leeway)
             ));
+            if let Some(ns) = &x.claims_namespace {
+                out.push_str(&format!("claims_namespace = {}\n", q(ns)));
+            }
             for k in &x.keys {
                 out.push_str(&format!(
                     "\n[[exchange.keys]]\nkid = {}\nalg = {}\nstate = {}\nprivate_key = \"[redacted: {} bytes]\"\n",
@@ -164,11 +195,12 @@ impl Config {
         out.push_str(&route(&e.default));
         out.push_str(&format!("strip_cookies = [{}]\n", list(&e.strip_cookies)));
         out.push_str(&format!(
-            "subject_header = {}\nemail_header = {}\nroles_header = {}\nissuer_header = {}\n",
+            "subject_header = {}\nemail_header = {}\nroles_header = {}\nissuer_header = {}\nclaims_header = {}\n",
             q(&e.headers.subject),
             q(&e.headers.email),
             q(&e.headers.roles),
-            q(&e.headers.issuer)
+            q(&e.headers.issuer),
+            q(&e.headers.claims)
         ));
         for (name, policy) in &e.routes {
             out.push_str(&format!("\n[edge.routes.{name}]\n"));
@@ -274,6 +306,26 @@ impl Config {
             ));
             out.push_str(&format!("default = {}\n", i.default));
             out.push_str(&format!("require_signed_proxy = {}\n", i.require_signed_proxy));
+            out.push_str(&format!(
+                "roles_source = {}\nclaims_from_store = {}\n",
+                q(i.store.roles_source.as_str()),
+                i.store.claims_from_store
+            ));
+            if let Some(w) = &i.store.webhook {
+                out.push_str(&format!("webhook_secret = \"[redacted: {} bytes]\"\n", w.secret.len()));
+                if let Some(id) = &w.instance_id {
+                    out.push_str(&format!("webhook_instance_id = {}\n", q(id)));
+                }
+                let on_error = match w.on_store_error {
+                    OnStoreError::Deny => "deny",
+                    OnStoreError::Allow => "allow",
+                };
+                out.push_str(&format!(
+                    "webhook_max_age = {}\non_store_error = {}\n",
+                    d(w.max_age),
+                    q(on_error)
+                ));
+            }
         }
         out
     }

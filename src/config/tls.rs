@@ -153,12 +153,12 @@ pub(super) fn check_plaintext(
     r: &mut Reader<'_>,
     tls: Option<&TlsConfig>,
     plaintext: Plaintext,
-    addrs: [(&str, SocketAddr); 2],
+    addrs: &[(&str, Option<SocketAddr>)],
 ) {
     if tls.is_some() || plaintext == Plaintext::Mesh {
         return;
     }
-    for (key, addr) in addrs {
+    for (key, addr) in addrs.iter().filter_map(|(k, a)| a.map(|a| (k, a))) {
         if !addr.ip().is_loopback() {
             r.errors.push(format!(
                 "{key} = {addr} is reachable beyond loopback without TLS: configure [tls] (cert_file, key_file), \

@@ -134,6 +134,7 @@ impl Claims {
             session_id,
             aal,
             is_anonymous,
+            claims: serde_json::Map::new(),
         })
     }
 

@@ -121,6 +121,11 @@ pub enum AuthError {
     /// The caller is authenticated but `[access]` or the Exchange
     /// audience's `callers` does not name it for this request.
     CallerNotAllowed,
+    /// The issuer reads roles or claims from the user store, and the store
+    /// could not be read: the row is not cached and the database does not
+    /// answer, or this replica has not read the change feed for
+    /// `store.max_staleness` (so what it cached may be outdated).
+    StoreUnavailable,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -163,6 +168,7 @@ impl AuthError {
             Self::ClientBusy => "client_busy",
             Self::CallerUnauthenticated => "caller_unauthenticated",
             Self::CallerNotAllowed => "caller_not_allowed",
+            Self::StoreUnavailable => "store_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -186,7 +192,8 @@ impl AuthError {
             Self::UpstreamUnavailable(_)
             | Self::UpstreamRateLimited { .. }
             | Self::UpstreamBusy
-            | Self::KeysUnavailable => tonic::Code::Unavailable,
+            | Self::KeysUnavailable
+            | Self::StoreUnavailable => tonic::Code::Unavailable,
             Self::MissingCredential
             | Self::MalformedToken(_)
             | Self::TokenTooLarge { .. }
@@ -258,6 +265,7 @@ impl AuthError {
             Self::ClientBusy,
             Self::CallerUnauthenticated,
             Self::CallerNotAllowed,
+            Self::StoreUnavailable,
             Self::Internal("signing failed"),
         ]
     }
@@ -321,6 +329,9 @@ impl fmt::Display for AuthError {
                 f.write_str("this request needs a caller with a client certificate from tls.client_ca_file")
             }
             Self::CallerNotAllowed => f.write_str("this caller may not make this request"),
+            Self::StoreUnavailable => {
+                f.write_str("the user store holding this issuer's roles cannot be read; retry later")
+            }
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -393,9 +404,11 @@ mod tests {
                 }
                 "exchange_disabled" => (tonic::Code::Unimplemented, 501),
                 "internal" => (tonic::Code::Internal, 500),
-                "upstream_unavailable" | "upstream_rate_limited" | "upstream_busy" | "keys_unavailable" => {
-                    (tonic::Code::Unavailable, 503)
-                }
+                "upstream_unavailable"
+                | "upstream_rate_limited"
+                | "upstream_busy"
+                | "keys_unavailable"
+                | "store_unavailable" => (tonic::Code::Unavailable, 503),
                 _ => (tonic::Code::Unauthenticated, 401),
             };
             assert_eq!((e.grpc_code(), e.http_status()), want, "{}", e.reason());

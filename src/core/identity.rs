@@ -30,6 +30,9 @@ pub struct Identity {
     pub aal: String,
     /// `is_anonymous`.
     pub is_anonymous: bool,
+    /// The app's claims from the user store (issuers with
+    /// `claims_from_store`); empty otherwise.
+    pub claims: Map<String, Value>,
 }
 
 impl Identity {
@@ -53,6 +56,7 @@ impl Identity {
             "session_id": self.session_id,
             "aal": self.aal,
             "is_anonymous": self.is_anonymous,
+            "claims": self.claims,
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct Decision<'c> {
     /// The calling service, when its connection presented a verified
     /// client certificate: the certificate's identity.
     pub(crate) caller: Option<std::sync::Arc<str>>,
+    /// Roles or claims came from the user store: `cached` or `read`.
+    pub(crate) store: Option<&'static str>,
 }
 
 impl<'c> Decision<'c> {
@@ -52,6 +54,7 @@ impl<'c> Decision<'c> {
             audience: None,
             key_id: None,
             caller: None,
+            store: None,
         }
     }
 
@@ -88,7 +91,7 @@ impl<'c> Decision<'c> {
         let trace_id = context.is_valid().then(|| context.trace_id().to_string());
         let (adapter, client) = (self.adapter.as_str(), self.client);
         let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
-        let caller = self.caller.as_deref();
+        let (caller, store) = (self.caller.as_deref(), self.store);
         match outcome {
             Ok(identity) => {
                 let subject = identity.subject.as_str();
@@ -100,6 +103,7 @@ impl<'c> Decision<'c> {
                     subject,
                     cache_hit,
                     signed_proxy,
+                    store,
                     audience,
                     key_id,
                     caller,
@@ -114,6 +118,7 @@ impl<'c> Decision<'c> {
                 granted = false,
                 reason = e.reason(),
                 issuer,
+                store,
                 audience,
                 caller,
                 client,

@@ -103,8 +103,20 @@ pub fn identity_headers<'n>(
         (names.email.as_str(), field("email", &id.email)?),
         (names.roles.as_str(), roles.join(",")),
         (names.issuer.as_str(), field("issuer", &id.issuer)?),
+        (names.claims.as_str(), claims_value(&id.claims)),
     ];
     Ok(IdentityHeaders { values: headers, omitted_roles: omitted })
+}
+
+/// The app's claims for a header: base64url of the JSON object (header-safe
+/// whatever the claims hold), empty when there are none.
+fn claims_value(claims: &serde_json::Map<String, serde_json::Value>) -> String {
+    use base64::Engine;
+    if claims.is_empty() {
+        return String::new();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::Value::Object(claims.clone()).to_string())
 }
 
 /// The identity headers of one allow.

@@ -107,6 +107,8 @@ pub struct Exchanger {
     audiences: HashMap<String, AudienceConfig>,
     cache: Option<moka::sync::Cache<[u8; 32], Arc<Minted>>>,
     min_remaining: f64,
+    /// `exchange.claims_namespace`.
+    claims_namespace: Option<String>,
     max_token_bytes: usize,
 }
 
@@ -128,6 +130,7 @@ impl Exchanger {
             audiences: config.audiences.iter().map(|a| (a.name.clone(), a.clone())).collect(),
             cache,
             min_remaining: config.mint_cache_min_remaining,
+            claims_namespace: config.claims_namespace.clone(),
         }
     }
 
@@ -247,6 +250,12 @@ impl Exchanger {
             act: actor.map(|sub| Actor { sub }),
             client_id: input.caller.map(str::to_owned),
             azp: input.caller.map(str::to_owned),
+            app: match &self.claims_namespace {
+                Some(ns) if !identity.claims.is_empty() => {
+                    [(ns.clone(), serde_json::Value::Object(identity.claims.clone()))].into_iter().collect()
+                }
+                _ => serde_json::Map::new(),
+            },
         };
         let minted = Arc::new(Minted {
             token: self.ring.sign(&claims)?,
@@ -330,6 +339,12 @@ impl Exchanger {
         // The count keeps scopes and roles apart: scope "x" with no role
         // must not hash like role "x" with no scope.
         let scope_count = scopes.len().to_string();
+        // The app's claims travel in the token: a change must mint anew.
+        let claims = if self.claims_namespace.is_some() && !id.claims.is_empty() {
+            serde_json::Value::Object(id.claims.clone()).to_string()
+        } else {
+            String::new()
+        };
         let parts: [&str; 11] = [
             &scope_count,
             self.ring.active_kid(),
@@ -348,6 +363,7 @@ impl Exchanger {
             .copied()
             .chain(scopes.iter().map(String::as_str))
             .chain(id.roles.iter().map(String::as_str))
+            .chain([claims.as_str()])
             .map(str::as_bytes)
             .collect();
         crate::core::cache::digest(&all)

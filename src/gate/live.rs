@@ -23,6 +23,7 @@ use crate::gate::exchange::Exchanger;
 use crate::gate::exchange::MintRequest;
 use crate::keys::Material;
 use crate::obs::metrics::Metrics;
+use crate::store::UserStore;
 use crate::verify::nf_sign::ReplayCache;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -58,15 +59,23 @@ pub struct Generation {
     pub caller_tokens: crate::gate::callers::CallerTokens,
     /// `server.trust_forwarded_client_cert` (mesh mode only).
     pub trust_forwarded_client_cert: bool,
+    /// The Identity webhooks of the issuers that have one.
+    pub webhooks: crate::gate::webhook::Webhooks,
 }
 
 impl Generation {
     /// Builds every verifier, key set and the key ring from `config`.
-    pub fn build(config: &Config, metrics: Arc<Metrics>, replay: &ReplayCache) -> Result<Self, String> {
+    pub fn build(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        replay: &ReplayCache,
+        store: Option<Arc<UserStore>>,
+    ) -> Result<Self, String> {
         let material = Material::build(config).map_err(|e| e.0.join("; "))?;
         let caller_tokens =
             crate::gate::callers::CallerTokens::new(config, &material.caller_static_sets, &metrics);
-        let gate = Arc::new(Gate::new(config, &material.static_sets, metrics, replay));
+        let webhooks = crate::gate::webhook::Webhooks::new(config, store.clone(), metrics.clone());
+        let gate = Arc::new(Gate::new(config, &material.static_sets, metrics, replay, store));
         let exchanger = match (&config.exchange, material.ring) {
             (Some(x), Some(ring)) => Some(Arc::new(Exchanger::new(gate.clone(), x, ring))),
             _ => None,
@@ -93,6 +102,7 @@ impl Generation {
             callers: crate::gate::callers::Callers::from_config(config),
             caller_tokens,
             trust_forwarded_client_cert: config.trust_forwarded_client_cert,
+            webhooks,
         })
     }
 }
@@ -101,6 +111,9 @@ impl Generation {
     /// Sets the state gauges (cache sizes, key sets) before a scrape.
     pub fn report(&self) {
         self.gate.report();
+        if let Some(store) = self.webhooks.store() {
+            store.report();
+        }
         if let Some(x) = &self.exchanger {
             self.gate.metrics().cache_size(crate::obs::metrics::CacheName::Mint, x.cached_tokens());
         }
@@ -113,17 +126,39 @@ pub struct Live {
     current: RwLock<Arc<Generation>>,
     metrics: Arc<Metrics>,
     replay: ReplayCache,
+    store: Option<Arc<UserStore>>,
     /// The config the current generation was built from (to report
     /// settings a reload cannot change).
     config: RwLock<Config>,
 }
 
 impl Live {
-    /// Builds the first generation from `config`.
+    /// Builds the first generation from `config`, without a user store.
     pub fn start(config: Config, metrics: Arc<Metrics>) -> Result<Self, String> {
+        Self::with_store(config, metrics, None)
+    }
+
+    /// Builds the first generation from `config`; `store` (opened from
+    /// `[store]`) serves every generation.
+    pub fn with_store(
+        config: Config,
+        metrics: Arc<Metrics>,
+        store: Option<Arc<UserStore>>,
+    ) -> Result<Self, String> {
         let replay = ReplayCache::for_config(&config);
-        let first = Generation::build(&config, metrics.clone(), &replay)?;
-        Ok(Self { current: RwLock::new(Arc::new(first)), metrics, replay, config: RwLock::new(config) })
+        let first = Generation::build(&config, metrics.clone(), &replay, store.clone())?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(first)),
+            metrics,
+            replay,
+            store,
+            config: RwLock::new(config),
+        })
+    }
+
+    /// The user store, when `[store]` is configured.
+    pub fn store(&self) -> Option<&Arc<UserStore>> {
+        self.store.as_ref()
     }
 
     /// The generation to use for one request.
@@ -151,7 +186,7 @@ impl Live {
             let current = self.config.read().unwrap_or_else(|p| p.into_inner());
             restart_only_changes(&current, &next)
         };
-        let generation = Generation::build(&next, self.metrics.clone(), &self.replay)?;
+        let generation = Generation::build(&next, self.metrics.clone(), &self.replay, self.store.clone())?;
         let deadline = tokio::time::Instant::now() + ready_within;
         while !generation.gate.issuers().ready() {
             if tokio::time::Instant::now() >= deadline {
@@ -191,6 +226,8 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
     check("[tls] (its files reload by themselves)", current.tls == next.tls);
     check("log.format", current.log.format == next.log.format);
     check("log.level", current.log.level == next.log.level);
+    check("server.webhook_addr", current.webhook_addr == next.webhook_addr);
+    check("[store]", current.store == next.store);
     let replay_entries = |c: &Config| c.signed_proxy.as_ref().map(|p| p.replay_cache_max_entries);
     check("signed_proxy.replay_cache_max_entries", replay_entries(current) == replay_entries(next));
     out

@@ -7,6 +7,8 @@ pub mod decision;
 pub mod edge;
 pub mod exchange;
 pub mod live;
+pub mod users;
+pub mod webhook;
 
 use crate::config::{Config, ConfigErrors};
 use crate::core::cache::{self, IdentityCache};
@@ -66,6 +68,7 @@ pub struct Gate {
     proxy_required_by: Vec<String>,
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
+    users: users::StoreUse,
 }
 
 impl Gate {
@@ -79,17 +82,20 @@ impl Gate {
             &material.static_sets,
             Arc::new(Metrics::new()),
             &ReplayCache::for_config(config),
+            None,
         ))
     }
 
     /// Builds every issuer's verifier with the key sets parsed from
     /// `config` ([`Material::build`]), recording into `metrics`; accepted
-    /// `x-nf-sign` values go to `replay` (which outlives reloads).
+    /// `x-nf-sign` values go to `replay` (which outlives reloads); roles
+    /// and claims come from `store` for the issuers that read it.
     pub fn new(
         config: &Config,
         static_sets: &[Option<Arc<KeySet>>],
         metrics: Arc<Metrics>,
         replay: &ReplayCache,
+        store: Option<Arc<crate::store::UserStore>>,
     ) -> Self {
         let cache = (config.cache.max_entries > 0)
             .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()));
@@ -105,6 +111,7 @@ impl Gate {
                 .map(|i| i.name.clone())
                 .collect(),
             max_token_bytes: config.max_token_bytes,
+            users: users::StoreUse::new(config, store),
         }
     }
 
@@ -132,6 +139,11 @@ impl Gate {
     /// The configured issuers.
     pub fn issuers(&self) -> &Issuers {
         &self.issuers
+    }
+
+    /// True when some issuer's decisions read the user store.
+    pub fn needs_store(&self) -> bool {
+        self.users.needed()
     }
 
     /// Decides one request and records the decision ([`Decision`]): the
@@ -204,7 +216,7 @@ impl Gate {
             self.metrics.cache_lookup(crate::obs::metrics::CacheName::Identity, hit.is_some());
             if let Some(hit) = hit {
                 decision.cache_hit = true;
-                return authorize(hit, &input, proxy);
+                return self.finish(hit, &input, proxy, decision).await;
             }
         }
         let jws = match parsed {
@@ -215,7 +227,22 @@ impl Gate {
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }
-        authorize(identity, &input, proxy)
+        self.finish(identity, &input, proxy, decision).await
+    }
+
+    /// The app's roles and claims (user store), the request's policy, and
+    /// the user's just-in-time row when granted.
+    async fn finish(
+        &self,
+        identity: Arc<Identity>,
+        input: &VerifyInput<'_>,
+        proxy: Option<ProxyAttestation>,
+        decision: &mut Decision<'_>,
+    ) -> Result<Verified, AuthError> {
+        let identity = self.users.apply(identity, decision).await?;
+        let verified = authorize(identity, input, proxy)?;
+        self.users.seen(&verified.identity);
+        Ok(verified)
     }
 }
 

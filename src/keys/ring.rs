@@ -307,6 +307,10 @@ pub struct MintedClaims {
     /// The same calling service (the party the token was issued to).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azp: Option<String>,
+    /// The app's claims (user store) under `exchange.claims_namespace`:
+    /// one member, or none.
+    #[serde(flatten)]
+    pub app: serde_json::Map<String, serde_json::Value>,
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -343,6 +347,7 @@ mod tests {
                 .collect(),
             audiences: vec![],
             leeway: std::time::Duration::from_secs(30),
+            claims_namespace: None,
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 struct Snapshot {
     grpc: Arc<ServerConfig>,
     http: Arc<ServerConfig>,
+    webhook: Arc<ServerConfig>,
     files_digest: [u8; 32],
 }
 
@@ -43,6 +44,12 @@ impl TlsStore {
     /// The HTTP port's configuration (ALPN `http/1.1`).
     pub fn http(&self) -> Arc<ServerConfig> {
         self.snapshot().http.clone()
+    }
+
+    /// The webhook port's configuration: no client certificate is asked
+    /// for (Netlify sends none; the body's signature authenticates it).
+    pub fn webhook(&self) -> Arc<ServerConfig> {
+        self.snapshot().webhook.clone()
     }
 
     /// `tls.reload_interval`.
@@ -155,6 +162,7 @@ fn build(config: &TlsConfig, files: &Files, files_digest: [u8; 32]) -> Result<Sn
             },
             b"http/1.1",
         )?,
+        webhook: port(ClientAuth::None, b"http/1.1")?,
         files_digest,
     })
 }

@@ -65,6 +65,8 @@ labels! {
         Introspection => "introspection",
         /// Tokens minted by Exchange.
         Mint => "mint",
+        /// Rows read from the user store.
+        Store => "store",
     }
 }
 
@@ -96,6 +98,10 @@ labels! {
         TlsHandshakeFailed => "tls_handshake_failed",
         /// A request found the in-flight limit full.
         InFlightLimit => "in_flight_limit",
+        /// An app-written claim was left out (reserved name, too big, too deep).
+        ClaimOmitted => "claim_omitted",
+        /// A background store write found its queue full and was dropped.
+        StoreWriteDropped => "store_write_dropped",
     }
 }
 
@@ -106,6 +112,44 @@ labels! {
         Grpc => "grpc",
         /// The HTTP port.
         Http => "http",
+        /// The Identity webhook's port.
+        Webhook => "webhook",
+    }
+}
+
+labels! {
+    /// What authgate asks of the user store.
+    StoreOp {
+        /// A row read for a decision.
+        Read => "read",
+        /// A webhook event applied.
+        Event => "event",
+        /// A background write (a user seen, a hosted-Identity answer).
+        Background => "background",
+        /// A read of the change feed.
+        Feed => "feed",
+        /// A migration.
+        Migrate => "migrate",
+    }
+}
+
+labels! {
+    /// What became of one webhook delivery.
+    WebhookOutcome {
+        /// Written (a row inserted, updated or marked deleted).
+        Applied => "applied",
+        /// Verified; nothing to write (a retry, an older event, a deleted user).
+        Unchanged => "unchanged",
+        /// A `validate` refused by the signup allow-list.
+        SignupRefused => "signup_refused",
+        /// The signature did not verify (or the body was too big).
+        Unauthorized => "unauthorized",
+        /// A verified body that is not a GoTrue event.
+        BadRequest => "bad_request",
+        /// The store could not be written: 503.
+        StoreError => "store_error",
+        /// The store could not be written and `on_store_error = "allow"`: 204.
+        AllowedWithoutStore => "allowed_without_store",
     }
 }
 
@@ -166,6 +210,18 @@ struct AudienceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    op: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    event: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -188,6 +244,10 @@ pub struct Metrics {
     reloads: Family<KindLabels, Counter>,
     protection: Family<KindLabels, Counter>,
     connections: Family<KindLabels, Gauge>,
+    store: Family<StoreLabels, Counter>,
+    store_seconds: Family<KindLabels, Histogram>,
+    store_sync_age: Gauge<f64, AtomicU64>,
+    webhook: Family<WebhookLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -277,6 +337,30 @@ impl Metrics {
             "Open client connections, by port (grpc/http)",
             connections.clone(),
         );
+        let store = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "store_operations",
+            "User store operations by op and outcome (ok/error)",
+            store.clone(),
+        );
+        let store_seconds = Family::<KindLabels, Histogram>::new_with_constructor(latency);
+        registry.register(
+            "store_operation_duration_seconds",
+            "User store latency, by op",
+            store_seconds.clone(),
+        );
+        let store_sync_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "store_sync_age_seconds",
+            "Seconds since the change feed was last read successfully (NaN before the first read)",
+            store_sync_age.clone(),
+        );
+        let webhook = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_events",
+            "Identity webhook deliveries by event and outcome",
+            webhook.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information", build);
@@ -297,7 +381,28 @@ impl Metrics {
             reloads,
             protection,
             connections,
+            store,
+            store_seconds,
+            store_sync_age,
+            webhook,
         }
+    }
+
+    /// One user store operation.
+    pub fn store(&self, op: StoreOp, ok: bool, took: Duration) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.store.get_or_create(&StoreLabels { op: op.as_str(), outcome }).inc();
+        self.store_seconds.get_or_create(&KindLabels { kind: op.as_str() }).observe(took.as_secs_f64());
+    }
+
+    /// Sets the change feed's age (at scrape); `None` before the first read.
+    pub fn store_sync_age(&self, age: Option<Duration>) {
+        self.store_sync_age.set(age.map_or(f64::NAN, |a| a.as_secs_f64()));
+    }
+
+    /// One webhook delivery; `event` is a GoTrue event name or `unknown`.
+    pub fn webhook(&self, event: &'static str, outcome: WebhookOutcome) {
+        self.webhook.get_or_create(&WebhookLabels { event, outcome: outcome.as_str() }).inc();
     }
 
     /// One defensive action (a bounded, fixed set of kinds).
