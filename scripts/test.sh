@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: prepares what the tests drive (Python with grpcio and Envoy, Node,
-# Go, the Netlify CLI, nginx, Caddy; idempotent), then runs every Rust test.
+# Go, the Netlify CLI, nginx, Caddy, PostgreSQL; idempotent), then runs every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/python-env.sh
@@ -9,5 +9,6 @@ scripts/go-env.sh
 scripts/netlify-env.sh
 scripts/nginx-env.sh
 scripts/caddy-env.sh
+scripts/postgres-env.sh
 export AUTHGATE_TEST_PYTHON="$PWD/.venv/bin/python"
 exec cargo test --locked "$@"

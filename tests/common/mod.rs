@@ -5,6 +5,8 @@
 pub mod gotrue;
 pub mod oidc;
 pub mod pki;
+pub mod postgres;
+pub mod webhook;
 
 use authgate::config::{Config, Inputs};
 use authgate::pb::auth_service_client::AuthServiceClient;
@@ -80,6 +82,8 @@ pub fn load_config(toml: &str) -> Result<Config, authgate::config::ConfigErrors>
 pub struct TestServer {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    /// The webhook port, when `server.webhook_addr` is set.
+    pub webhook: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     pub task: Option<JoinHandle<Result<(), authgate::app::RunError>>>,
 }
@@ -93,11 +97,12 @@ impl TestServer {
         let listeners = authgate::Listeners::bind(&config).await.expect("bind");
         let grpc = listeners.grpc_addr().unwrap();
         let http = listeners.http_addr().unwrap();
+        let webhook = listeners.webhook_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(authgate::run(listeners, config, async move {
             let _ = rx.await;
         }));
-        TestServer { grpc, http, stop: Some(tx), task: Some(task) }
+        TestServer { grpc, http, webhook, stop: Some(tx), task: Some(task) }
     }
 
     pub async fn channel(&self) -> Channel {
