@@ -6,113 +6,12 @@
 
 mod common;
 
+use common::db::{Db, postgres, sqlite};
 use common::webhook::{
     self, HOOK_SECRET, INSTANCE_ID, answer, body, claims, deliver, send, sign_claims, user,
 };
 use common::{SECRET, TestServer};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-
-/// The database as the app sees it: plain SQL, no authgate code.
-pub enum Db {
-    Sqlite(PathBuf),
-    Postgres(common::postgres::Postgres),
-}
-
-impl Db {
-    fn url(&self) -> String {
-        match self {
-            Db::Sqlite(p) => format!("sqlite://{}", p.display()),
-            Db::Postgres(pg) => pg.url("app"),
-        }
-    }
-
-    /// Runs the app's own statement.
-    async fn exec(&self, sql: &str) {
-        match self {
-            Db::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-                c.execute_batch(sql).unwrap();
-            }
-            Db::Postgres(pg) => pg.client("app").await.batch_execute(sql).await.unwrap(),
-        }
-    }
-
-    /// The app sets a user's roles.
-    async fn set_roles(&self, subject: &str, roles: &[&str]) {
-        let sql = match self {
-            Db::Sqlite(_) => format!(
-                "UPDATE authgate_users SET roles = '{}' WHERE issuer = 'site' AND subject = '{subject}'",
-                serde_json::to_string(roles).unwrap()
-            ),
-            Db::Postgres(_) => {
-                let list: Vec<String> = roles.iter().map(|r| format!("'{r}'")).collect();
-                format!(
-                    "UPDATE authgate_users SET roles = ARRAY[{}]::text[] WHERE issuer = 'site' AND subject = '{subject}'",
-                    list.join(",")
-                )
-            }
-        };
-        self.exec(&sql).await;
-    }
-
-    /// Every row, as text: equal snapshots mean nothing was written.
-    async fn snapshot(&self) -> String {
-        let sql = "SELECT issuer, subject, email, coalesce(deleted_at || '', ''), \
-                   coalesce(netlify_updated_at || '', ''), last_seen_at || '' FROM authgate_users ORDER BY subject";
-        match self {
-            Db::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let mut st = c.prepare(sql).unwrap();
-                let rows: Vec<String> = st
-                    .query_map([], |r| {
-                        Ok((0..6)
-                            .map(|i| r.get::<_, String>(i).unwrap_or_default())
-                            .collect::<Vec<_>>()
-                            .join(","))
-                    })
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect();
-                rows.join("\n")
-            }
-            Db::Postgres(pg) => {
-                let rows = pg.client("app").await.query(sql, &[]).await.unwrap();
-                rows.iter()
-                    .map(|r| (0..6).map(|i| r.get::<_, String>(i)).collect::<Vec<_>>().join(","))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }
-        }
-    }
-
-    /// (email, deleted) of a user, if there is a row.
-    async fn row(&self, subject: &str) -> Option<(String, bool)> {
-        let sql =
-            format!("SELECT email, deleted_at IS NOT NULL FROM authgate_users WHERE subject = '{subject}'");
-        match self {
-            Db::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                c.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).ok()
-            }
-            Db::Postgres(pg) => {
-                pg.client("app").await.query_opt(&sql, &[]).await.unwrap().map(|r| (r.get(0), r.get(1)))
-            }
-        }
-    }
-}
-
-/// A fresh database of each kind.
-pub async fn sqlite(dir: &tempfile::TempDir) -> Db {
-    Db::Sqlite(dir.path().join("users.db"))
-}
-
-pub async fn postgres() -> Db {
-    let pg = tokio::task::spawn_blocking(common::postgres::Postgres::start).await.unwrap();
-    pg.create_db("app").await;
-    Db::Postgres(pg)
-}
 
 fn config(db: &Db, issuer_extra: &str) -> String {
     format!(
@@ -172,8 +71,7 @@ async fn events_follow_the_reference(db: Db) {
     assert_eq!(db.snapshot().await, before, "a retried event changes nothing");
 
     // An event with an equal updated_at changes nothing.
-    let (status, _) =
-        send(hook, "site", "usermodified", &user("u1", "old@example.com", &t(1), &[])).await;
+    let (status, _) = send(hook, "site", "usermodified", &user("u1", "old@example.com", &t(1), &[])).await;
     assert_eq!(status, 200);
     assert_eq!(db.row("u1").await.unwrap().0, "a@example.com", "equal updated_at is a no-op");
 

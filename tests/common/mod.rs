@@ -2,6 +2,7 @@
 //! client, and token builders with expiry relative to now.
 #![allow(dead_code)]
 
+pub mod db;
 pub mod gotrue;
 pub mod oidc;
 pub mod pki;
