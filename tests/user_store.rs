@@ -286,3 +286,55 @@ async fn a_store_outage_fails_closed_after_max_staleness_then_recovers() {
     wait_ready(&server).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn hosted_identity_answers_reconcile_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(&dir).await;
+    let hosted = "hosted-identity-secret-0123456789";
+    let fake = common::gotrue::FakeGoTrue::start(hosted, None).await;
+    let toml = format!(
+        r#"
+[server]
+grpc_addr = "127.0.0.1:0"
+http_addr = "127.0.0.1:0"
+
+[store]
+url = "{url}"
+poll_interval = "200ms"
+
+[[issuers]]
+name = "hosted"
+kind = "netlify_identity"
+identity_url = "{fake}"
+negative_cache_ttl = "0s"
+"#,
+        url = db.url(),
+        fake = fake.url()
+    );
+    let server = TestServer::start(&toml).await;
+    wait_ready(&server).await;
+    let sub = "6d2f5d4e-8f0a-4c59-9d1e-2b7a4c3e9f10";
+    fake.add_user(sub, "hosted@example.com", &["member"]);
+    let mut claims = gotrue_claims();
+    claims["sub"] = sub.into();
+    let t = gotrue_token(&claims, hosted);
+    verify(&server, &t, "").await.expect("granted by GoTrue");
+    // The /user answer (with its updated_at) fills the row.
+    let filled = within(Duration::from_secs(3), || async {
+        db.snapshot().await.contains(
+            "hosted,6d2f5d4e-8f0a-4c59-9d1e-2b7a4c3e9f10,hosted@example.com,,2026-01-01T00:00:00.000000Z",
+        )
+    })
+    .await;
+    assert!(filled.is_some(), "row from GoTrue's answer: {}", db.snapshot().await);
+
+    // Deleted at Netlify, its webhook lost: GoTrue's 404 marks it deleted.
+    fake.delete_user(sub);
+    claims["exp"] = (common::now() + 1800).into();
+    let err = verify(&server, &gotrue_token(&claims, hosted), "").await.unwrap_err();
+    assert_eq!(reason(&err).as_deref(), Some("user_not_found"));
+    let deleted = within(Duration::from_secs(3), || async { db.row(sub).await.is_some_and(|r| r.1) }).await;
+    assert!(deleted.is_some(), "user_not_found marks the row deleted");
+    server.stop().await;
+}

@@ -98,7 +98,7 @@ impl CallerTokens {
         metrics: &Arc<crate::obs::metrics::Metrics>,
     ) -> Self {
         let issuers = (!config.caller_issuers.is_empty())
-            .then(|| Issuers::build(&config.caller_issuers, static_sets, metrics));
+            .then(|| Issuers::build(&config.caller_issuers, static_sets, metrics, None));
         Self { issuers, max_token_bytes: config.max_token_bytes }
     }
 

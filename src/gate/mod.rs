@@ -101,7 +101,7 @@ impl Gate {
             .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()));
         Self {
             metrics: metrics.clone(),
-            issuers: Issuers::from_config(config, static_sets, &metrics),
+            issuers: Issuers::from_config(config, static_sets, &metrics, store.clone()),
             cache,
             proxy: config.signed_proxy.as_ref().map(|p| ProxyVerifier::new(p, replay)),
             proxy_required_by: config

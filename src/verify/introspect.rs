@@ -65,6 +65,8 @@ pub struct IntrospectVerifier {
     slots: tokio::sync::Semaphore,
     clients: ClientShares,
     metrics: Arc<crate::obs::metrics::Metrics>,
+    /// Refreshed from each `/user` answer (reconciliation).
+    store: Option<Arc<crate::store::UserStore>>,
 }
 
 /// Upstream calls in flight per client, so that one source (a flood of
@@ -115,6 +117,7 @@ impl IntrospectVerifier {
         config: &IssuerConfig,
         settings: &NetlifyIdentitySettings,
         metrics: Arc<crate::obs::metrics::Metrics>,
+        store: Option<Arc<crate::store::UserStore>>,
     ) -> Self {
         // Every entry weighs at least max_bytes / max_entries, so the weight
         // bound also bounds the entry count.
@@ -152,6 +155,7 @@ impl IntrospectVerifier {
                 in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             },
             metrics,
+            store,
         }
     }
 
@@ -262,7 +266,44 @@ impl IntrospectVerifier {
             }
         }
         let (status, body) = result?;
-        self.map_answer(status, &body, exp, sub)
+        let answer = self.map_answer(status, &body, exp, sub);
+        self.reconcile(&answer, &body, sub);
+        answer
+    }
+
+    /// GoTrue's answer is the freshest word on the user: a 200 refreshes
+    /// the store's row (ordered by its `updated_at` like any event), a 404
+    /// marks it deleted. Queued, never waited for.
+    fn reconcile(&self, answer: &Result<Identity, AuthError>, body: &[u8], sub: &str) {
+        use crate::store::row::{Change, EventKind, NetlifyFields};
+        let Some(store) = &self.store else { return };
+        match answer {
+            Ok(_) => {
+                let user = crate::core::jws::strict_object(body).ok();
+                if let Some(fields) = user.and_then(|u| NetlifyFields::from_gotrue_user(&self.name, &u).ok())
+                {
+                    store.queue(Change::Event(EventKind::UserModified, fields));
+                }
+            }
+            // GoTrue verified the token before looking its user up, so
+            // `sub` names a user that existed and is gone.
+            Err(AuthError::UserNotFound) => store.queue(Change::Event(
+                EventKind::UserDeleted,
+                NetlifyFields {
+                    issuer: self.name.to_string(),
+                    subject: sub.to_string(),
+                    email: String::new(),
+                    provider: String::new(),
+                    app_metadata: serde_json::Map::new(),
+                    user_metadata: serde_json::Map::new(),
+                    created_at: None,
+                    confirmed_at: None,
+                    last_sign_in_at: None,
+                    updated_at: None,
+                },
+            )),
+            Err(_) => {}
+        }
     }
 
     /// GET /user; returns (status, body) or an upstream error. The body is

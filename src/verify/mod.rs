@@ -79,16 +79,19 @@ impl Issuers {
         config: &Config,
         static_sets: &[Option<Arc<KeySet>>],
         metrics: &Arc<crate::obs::metrics::Metrics>,
+        store: Option<Arc<crate::store::UserStore>>,
     ) -> Self {
-        Self::build(&config.issuers, static_sets, metrics)
+        Self::build(&config.issuers, static_sets, metrics, store)
     }
 
     /// Builds a verifier for each of `issuers` (`[[issuers]]`, or
-    /// `[[caller_issuers]]` for caller tokens).
+    /// `[[caller_issuers]]` for caller tokens); hosted Identity's answers
+    /// refresh `store` (reconciliation) when there is one.
     pub fn build(
         issuers: &[crate::config::IssuerConfig],
         static_sets: &[Option<Arc<KeySet>>],
         metrics: &Arc<crate::obs::metrics::Metrics>,
+        store: Option<Arc<crate::store::UserStore>>,
     ) -> Self {
         let verifiers: Vec<Arc<dyn Verifier>> = issuers
             .iter()
@@ -96,7 +99,8 @@ impl Issuers {
             .map(|(index, i)| match &i.kind {
                 IssuerKind::Hs256(h) => Arc::new(hs256::Hs256Verifier::new(i, h)) as Arc<dyn Verifier>,
                 IssuerKind::NetlifyIdentity(n) => {
-                    Arc::new(introspect::IntrospectVerifier::new(i, n, metrics.clone())) as Arc<dyn Verifier>
+                    Arc::new(introspect::IntrospectVerifier::new(i, n, metrics.clone(), store.clone()))
+                        as Arc<dyn Verifier>
                 }
                 IssuerKind::Jwks(j) => {
                     let initial = static_sets.get(index).cloned().flatten();
