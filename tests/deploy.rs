@@ -58,6 +58,7 @@ fn kubernetes_manifests_are_valid() {
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
         "NetworkPolicy",
+        "Ingress",
     ] {
         assert!(all.contains(&format!("kind: {kind}\n")), "no {kind} in deploy/k8s");
         assert!(
@@ -95,6 +96,8 @@ fn configmap_config_is_valid() {
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     std::fs::write(secrets.join("netlify-jwt-secret"), "netlify-jwt-secret-0123456789\n").unwrap();
+    std::fs::write(secrets.join("netlify-webhook-secret"), "netlify-webhook-secret-0123456789\n").unwrap();
+    std::fs::write(secrets.join("store-url"), "postgres://authgate:pw@postgres.db.svc:5432/app\n").unwrap();
     std::fs::write(
         secrets.join("exchange-2026-11.pem"),
         authgate::testing::generate_pkcs8_pem(authgate::config::MintAlg::EdDSA).unwrap(),
