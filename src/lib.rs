@@ -18,6 +18,7 @@
 //! | `obs` | logs (escaped), Prometheus metrics with bounded labels, OpenTelemetry spans |
 //! | `core` | what a request is made of: `core::credential`, `core::jws` (split before any key), `core::claims`, the normalised [`Identity`], [`AuthError`] (every denial mapped once to gRPC code, HTTP status, reason), the verified-identity `core::cache` |
 //! | `keys` | key material parsed once per generation (`keys::Material`): HMAC keys, public key sets, Exchange's signing ring; the TLS certificate of both ports, swapped whole when its files change |
+//! | `store` | the user store (the app's database): one `store::Backend` trait with PostgreSQL and SQLite backends, embedded migrations, the one rule for event ordering and final deletion (`store::row::decide`), `store::UserStore` (cached reads dropped by the trigger-fed change feed, staleness, background rows) |
 //! | `verify` | the `verify::Verifier` trait and issuer routing; one file per verifier (`hs256`, `introspect` for hosted Identity, `jwks`, `nf_sign`) |
 //! | `gate` | the transport-free request path (`gate::Gate`), the one `gate::decision::Decision` recorded per request, callers and `[access]`, Exchange, edge policy, the `gate::live::Generation` swapped whole on reload |
 //! | `adapters` | thin translations: gRPC AuthService, Envoy ext_authz, forward-auth, the HTTP side port; the accept loop and limits both ports share |
@@ -42,12 +43,17 @@
 //!                                   │      introspect: local prechecks → cache → GoTrue /user (single-flight)
 //!                                   │      jwks: alg ∩ key's alg → KeySet by kid (refetch: single-flight + cooldown) → signature → claims
 //!                                   │          (claimed and rejected = final; never falls through)
-//!                  Identity ──► required roles (any-of) ──► gate::decision: one metrics sample, log line, span end
+//!                  Identity ──► gate::users: the app's roles/claims (store::UserStore, cached; store issuers only)
+//!                                   │
+//!                  required roles (any-of) ──► granted: queue the user's row ──► gate::decision: one metrics sample, log line, span end
 //!                                   │
 //!  adapter translates: VerifyResponse | Status(code, ErrorInfo{domain: authgate, reason})
 //!
 //!  gRPC AuthService/Exchange ──► gate::exchange::Exchanger: the same gate for the subject (and actor)
 //!        ──► audience policy (target, issuers, roles, scopes, TTL) ──► keys::ring::KeyRing::sign ──► ExchangeResponse
+//!
+//!  POST /hooks/netlify-identity/<issuer> (webhook port) ──► gate::webhook: signature over the exact body
+//!        ──► store::UserStore::apply (decide: order by updated_at, deletion final) ──► the app's roles answered
 //! ```
 #![deny(missing_docs)]
 
