@@ -17,6 +17,13 @@ over TLS, new connections only at the start as h2load keeps its 8) and
 health_tls (the health check over TLS); the ratios verify_tls/control (the
 plaintext health check) and verify_tls/health_tls are printed.
 
+--store token|store adds a second authgate with a user store ([store] on a
+SQLite file in the temp directory, the issuer's roles_source = token or
+store) beside the plain one, and a verify_store row: the same Verify with
+the store's work on the request path (the just-in-time row check, and for
+`store` the cached row read and the identity rebuilt with the app's roles);
+verify_store/verify is printed (target >= 0.95).
+
 --jwks es256|eddsa verifies tokens of a `jwks` issuer (static JWKS file, the
 same aws-lc-rs key set as a fetched one) signed with ES256 or EdDSA by
 PyJWT; with --cache-entries 0 every Verify pays the signature check.
@@ -184,6 +191,8 @@ def main():
                     help="verify tokens of a jwks issuer signed with this algorithm")
     ap.add_argument("--tls", action="store_true",
                     help="also measure Verify and the health check over TLS on a second server")
+    ap.add_argument("--store", choices=["token", "store"],
+                    help="add a server with a SQLite user store and this roles_source")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
@@ -266,8 +275,19 @@ name = "netlify"
         tls_cfg.write_text(text)
         tls_server = subprocess.Popen([str(BIN), "--config", str(tls_cfg)], env=env,
                                       stdout=subprocess.DEVNULL, stderr=open(work / "server-tls.log", "wb"))
+    store_server = None
+    store_addr = f"127.0.0.1:{free_port()}"
+    if args.store:
+        store_cfg = work / "authgate-store.toml"
+        text = re.sub(r'http_addr = "[^"]*"', f'http_addr = "127.0.0.1:{free_port()}"', cfg.read_text())
+        text = text.replace(grpc_addr, store_addr).replace(
+            "[log]", f'[store]\nurl = "sqlite://{work / "users.db"}"\n[log]', 1)
+        text += f'roles_source = "{args.store}"\n'
+        store_cfg.write_text(text)
+        store_server = subprocess.Popen([str(BIN), "--config", str(store_cfg)], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=open(work / "server-store.log", "wb"))
     try:
-        for addr in [grpc_addr] + ([tls_addr] if args.tls else []):
+        for addr in [grpc_addr] + ([tls_addr] if args.tls else []) + ([store_addr] if args.store else []):
             for _ in range(200):
                 try:
                     socket.create_connection(addr.split(":"), timeout=0.1).close()
@@ -285,6 +305,15 @@ name = "netlify"
                                     "--ca", str(work / "tls.crt"), token], capture_output=True, text=True)
             if check.returncode != 0:
                 sys.exit(f"the benchmark token does not verify over TLS: {check.stderr}")
+        if args.store:
+            for _ in range(100):  # readiness waits for the store's migration and first feed read
+                check = subprocess.run([str(venv_py), str(ROOT / "clients/python/verify.py"), "--addr", store_addr,
+                                        token], capture_output=True, text=True)
+                if check.returncode == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                sys.exit(f"the benchmark token does not verify with the store: {check.stderr}")
         idle_rss = vm(server.pid, "VmRSS")
         hz = os.sysconf("SC_CLK_TCK")
         log = work / "h2.log"
@@ -294,6 +323,8 @@ name = "netlify"
             "control": (grpc_addr, "http", "/grpc.health.v1.Health/Check", health_body, server),
             "verify": (grpc_addr, "http", rpc, verify_file, server),
         }
+        if args.store:
+            configs["verify_store"] = (store_addr, "http", rpc, verify_file, store_server)
         if args.tls:
             configs["health_tls"] = (tls_addr, "https", "/grpc.health.v1.Health/Check", health_body, tls_server)
             configs["verify_tls"] = (tls_addr, "https", rpc, verify_file, tls_server)
@@ -302,6 +333,7 @@ name = "netlify"
         results = {k: [] for k in configs}
         ratios = []
         tls_ratios = []
+        store_ratios = []
         for rnd in range(args.rounds):
             order = list(configs) if rnd % 2 == 0 else list(reversed(configs))
             row = {}
@@ -314,9 +346,12 @@ name = "netlify"
                 results[name].append(row[name])
             ratios.append(row["verify"][0] / row["control"][0])
             extra = ""
+            if args.store:
+                store_ratios.append(row["verify_store"][0] / row["verify"][0])
+                extra += f"   verify_store {row['verify_store'][0]:>9.0f}   store/verify {store_ratios[-1]:.3f}"
             if args.tls:
                 tls_ratios.append((row["verify_tls"][0] / row["control"][0], row["verify_tls"][0] / row["health_tls"][0]))
-                extra = (f"   verify_tls {row['verify_tls'][0]:>9.0f}   health_tls {row['health_tls'][0]:>9.0f}"
+                extra += (f"   verify_tls {row['verify_tls'][0]:>9.0f}   health_tls {row['health_tls'][0]:>9.0f}"
                          f"   tls/control {tls_ratios[-1][0]:.3f}   tls/health_tls {tls_ratios[-1][1]:.3f}")
             print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
                   f"   ratio {ratios[-1]:.3f}{extra}", flush=True)
@@ -331,7 +366,7 @@ name = "netlify"
             requests = args.distinct_tokens * args.repeat
             distinct = (requests, StandIn.calls - before)
     finally:
-        for proc in [server, tls_server]:
+        for proc in [server, tls_server, store_server]:
             if proc:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -355,6 +390,10 @@ name = "netlify"
               f"{requests} Verify calls, {upstream} upstream /user calls, cache-hit ratio {1 - upstream / requests:.4f}")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
+    if store_ratios:
+        print(f"verify_store/verify (roles_source = {args.store}): median {statistics.median(store_ratios):.3f} "
+              f"(range {min(store_ratios):.3f}-{max(store_ratios):.3f}); target >= 0.95: "
+              f"{'met' if statistics.median(store_ratios) >= 0.95 else 'MISSED'}")
     if tls_ratios:
         a = [r[0] for r in tls_ratios]
         b = [r[1] for r in tls_ratios]

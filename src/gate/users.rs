@@ -56,23 +56,25 @@ impl StoreUse {
             AuthError::StoreUnavailable
         })?;
         decision.store = Some(if hit { "cached" } else { "read" });
-        let mut enriched = (*identity).clone();
-        let app_roles = view.roles.as_deref().unwrap_or_default();
-        match roles_source {
-            RolesSource::Token => {}
-            RolesSource::Store => enriched.roles = app_roles.to_vec(),
-            RolesSource::Both => {
-                for r in app_roles {
-                    if !enriched.roles.contains(r) {
-                        enriched.roles.push(r.clone());
+        Ok(view.enriched(&identity, || {
+            let mut enriched = (*identity).clone();
+            let app_roles = view.roles.as_deref().unwrap_or_default();
+            match roles_source {
+                RolesSource::Token => {}
+                RolesSource::Store => enriched.roles = app_roles.to_vec(),
+                RolesSource::Both => {
+                    for r in app_roles {
+                        if !enriched.roles.contains(r) {
+                            enriched.roles.push(r.clone());
+                        }
                     }
                 }
             }
-        }
-        if *claims {
-            enriched.claims = view.claims.clone();
-        }
-        Ok(Arc::new(enriched))
+            if *claims {
+                enriched.claims = view.claims.clone();
+            }
+            enriched
+        }))
     }
 
     /// A granted user: queue its just-in-time row (never waits).

@@ -41,6 +41,25 @@ fn key(issuer: &str, subject: &str) -> String {
     format!("{issuer}\0{subject}")
 }
 
+thread_local! {
+    /// A lookup key built without allocating on the request path.
+    static LOOKUP: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` with the cache key of (issuer, subject), built in a reused
+/// per-thread buffer.
+fn with_key<T>(issuer: &str, subject: &str, f: impl FnOnce(&str) -> T) -> T {
+    LOOKUP.with(|buf| {
+        // Not re-entered: `f` only looks up a cache.
+        let Ok(mut buf) = buf.try_borrow_mut() else { return f(&key(issuer, subject)) };
+        buf.clear();
+        buf.push_str(issuer);
+        buf.push('\0');
+        buf.push_str(subject);
+        f(&buf)
+    })
+}
+
 impl UserStore {
     /// Opens the configured database (connections are made by
     /// [`UserStore::start`] and on use).
@@ -119,8 +138,7 @@ impl UserStore {
         if !self.ready() {
             return Err(StoreError("the change feed is not current".into()));
         }
-        let k = key(issuer, subject);
-        let hit = self.views.get(&k);
+        let hit = with_key(issuer, subject, |k| self.views.get(k));
         self.metrics.cache_lookup(CacheName::Store, hit.is_some());
         if let Some(v) = hit {
             return Ok((v, true));
@@ -145,7 +163,7 @@ impl UserStore {
         }
         let view = Arc::new(view);
         if self.invalidations.load(Ordering::Acquire) == before {
-            self.views.insert(k, view.clone());
+            self.views.insert(key(issuer, subject), view.clone());
         }
         Ok((view, false))
     }
@@ -179,11 +197,10 @@ impl UserStore {
     /// A granted request saw this user: at most once per
     /// `store.touch_interval`, queue a row refresh from the identity.
     pub fn seen(&self, identity: &Identity) {
-        let k = key(&identity.issuer, &identity.subject);
-        if self.touched.contains_key(&k) {
+        if with_key(&identity.issuer, &identity.subject, |k| self.touched.contains_key(k)) {
             return;
         }
-        self.touched.insert(k, ());
+        self.touched.insert(key(&identity.issuer, &identity.subject), ());
         self.queue(Change::Seen(NetlifyFields {
             issuer: identity.issuer.to_string(),
             subject: identity.subject.clone(),

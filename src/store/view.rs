@@ -2,7 +2,9 @@
 //! bounded and cleaned once, when the row is read.
 
 use super::row::UserRow;
+use crate::core::identity::Identity;
 use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
 
 pub use crate::config::RESERVED_CLAIM_NAMES as RESERVED_CLAIMS;
 /// Most claims kept per user.
@@ -15,7 +17,7 @@ pub const MAX_CLAIM_VALUE_BYTES: usize = 1024;
 pub const MAX_CLAIM_DEPTH: usize = 4;
 
 /// The app's part of a user, as a decision sees it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Default)]
 pub struct StoreView {
     /// `roles`; `None` when the app has set none (or there is no row).
     pub roles: Option<Vec<String>>,
@@ -23,6 +25,12 @@ pub struct StoreView {
     pub claims: Map<String, Value>,
     /// The user is marked deleted.
     pub deleted: bool,
+    /// The last identity built from this view, and the verified identity
+    /// it was built from: a repeated token (the verified-identity cache
+    /// returns the same `Arc`) reuses it instead of copying the identity on
+    /// every request. A changed row is a new view, so this never outlives
+    /// the data it was built from.
+    built: Mutex<Option<(Arc<Identity>, Arc<Identity>)>>,
 }
 
 impl StoreView {
@@ -31,7 +39,30 @@ impl StoreView {
     pub fn from_row(row: Option<&UserRow>) -> (Self, Vec<(String, &'static str)>) {
         let Some(row) = row else { return (Self::default(), Vec::new()) };
         let (claims, omitted) = clean_claims(row.claims.as_ref());
-        (Self { roles: row.roles.clone(), claims, deleted: row.deleted_at.is_some() }, omitted)
+        (
+            Self {
+                roles: row.roles.clone(),
+                claims,
+                deleted: row.deleted_at.is_some(),
+                built: Mutex::default(),
+            },
+            omitted,
+        )
+    }
+
+    /// The identity `build` makes from `base` and this view, built once per
+    /// `base`.
+    pub fn enriched(&self, base: &Arc<Identity>, build: impl FnOnce() -> Identity) -> Arc<Identity> {
+        // A poisoned lock only held a finished pair; reuse it.
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((from, made)) = built.as_ref()
+            && Arc::ptr_eq(from, base)
+        {
+            return made.clone();
+        }
+        let made = Arc::new(build());
+        *built = Some((base.clone(), made.clone()));
+        made
     }
 }
 
