@@ -168,3 +168,27 @@ fn store_config_errors_are_reported() {
         assert!(!errors.contains("pw@"), "{what}: the URL's password is never echoed");
     }
 }
+
+#[tokio::test]
+async fn a_postgres_schema_holds_the_tables() {
+    let db = postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("authgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{}\"\nschema = \"identity\"\n\n[[issuers]]\nname = \"site\"\nsecret = \"{}\"\n",
+            db.url(),
+            common::SECRET
+        ),
+    )
+    .unwrap();
+    let out = run(&config, &["store", "migrate"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables = db
+        .query_i64("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'identity' AND table_name LIKE 'authgate_%'")
+        .await;
+    assert_eq!(tables, 4, "users, signup allow-list, changes, migrations in the schema");
+    let public = db.query_i64("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'authgate_%'").await;
+    assert_eq!(public, 0, "nothing in public");
+}

@@ -153,6 +153,29 @@ async fn app_roles_and_claims_reach_every_adapter_on_sqlite() {
     let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&decoded).unwrap(), json!({"plan": "pro", "org": {"id": 7}}));
 
+    // Envoy ext_authz: the claims in dynamic_metadata.
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    let check = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    headers: [("authorization".to_string(), format!("Bearer {t}"))].into_iter().collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let mut authz = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::new(
+        server.channel().await,
+    );
+    let resp = authz.check(check).await.unwrap().into_inner();
+    let metadata = resp.dynamic_metadata.expect("dynamic metadata");
+    let claims = format!("{:?}", metadata.fields.get("claims").expect("claims in dynamic_metadata"));
+    assert!(claims.contains("\"plan\"") && claims.contains("StringValue(\"pro\")"), "{claims}");
+
     // Exchange puts them under the configured namespace.
     let minted = server
         .client()

@@ -164,6 +164,16 @@ async fn events_follow_the_reference(db: Db) {
     // A verified body that is not an event.
     let junk = br#"{"event": "login"}"#.to_vec();
     assert_eq!(deliver(hook, "site", "login", &junk, Some(&webhook::signature(&junk))).await.0, 400);
+    // Every delivery is counted by event and outcome (on the private port).
+    let samples = common::scrape(server.http).await;
+    let count = |event: &str, outcome: &str| {
+        common::sample(&samples, "authgate_webhook_events_total", &[("event", event), ("outcome", outcome)])
+            .unwrap_or(0.0)
+    };
+    assert!(count("signup", "applied") >= 1.0, "signup applied");
+    assert!(count("signup", "unchanged") >= 3.0, "retries unchanged");
+    assert!(count("validate", "signup_refused") >= 1.0);
+    assert!(count("unknown", "unauthorized") >= 11.0, "signature failures");
     // The webhook port serves only webhooks.
     assert_eq!(common::get(hook, "/metrics", &[]).await.0, 404);
     assert_eq!(send(hook, "other", "login", &user("u5", "e@example.com", &t(1), &[])).await.0, 404);
