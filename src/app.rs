@@ -170,6 +170,10 @@ pub async fn run_with_reload(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(live.clone()))
         .max_decoding_message_size(config.max_check_request_bytes);
+    let admin = pb::admin_service_server::AdminServiceServer::new(crate::adapters::admin::AdminGrpc::new(
+        live.clone(),
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
     let auth = AuthServiceServer::new(AuthGrpc::new(live.clone()))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
@@ -204,6 +208,7 @@ pub async fn run_with_reload(
         .add_service(reflection_v1alpha)
         .add_service(auth)
         .add_service(ext_authz)
+        .add_service(admin)
         .serve_with_incoming_shutdown(
             listen::incoming(
                 listeners.grpc,

@@ -39,9 +39,9 @@ async fn cli_manages_users(db: Db) {
 
     let migrated = run(&config, &["store", "migrate"], None);
     assert_eq!(code(&migrated), 0, "{}", String::from_utf8_lossy(&migrated.stderr));
-    assert!(String::from_utf8_lossy(&migrated.stderr).contains("version 0 -> 1"));
+    assert!(String::from_utf8_lossy(&migrated.stderr).contains("version 0 -> 2"));
     let again = run(&config, &["store", "migrate"], None);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("version 1 -> 1"), "idempotent");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("version 2 -> 2"), "idempotent");
 
     // A user the store knows (as a webhook or a granted request would write it).
     db.exec("INSERT INTO authgate_users (issuer, subject, email) VALUES ('site', 'u1', 'a@example.com')")
@@ -188,7 +188,7 @@ async fn a_postgres_schema_holds_the_tables() {
     let tables = db
         .query_i64("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'identity' AND table_name LIKE 'authgate_%'")
         .await;
-    assert_eq!(tables, 4, "users, signup allow-list, changes, migrations in the schema");
+    assert_eq!(tables, 5, "users, signup allow-list, changes, revocations, migrations in the schema");
     let public = db.query_i64("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name LIKE 'authgate_%'").await;
     assert_eq!(public, 0, "nothing in public");
 }

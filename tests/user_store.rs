@@ -264,7 +264,9 @@ async fn a_store_outage_fails_closed_after_max_staleness_then_recovers() {
     let db = postgres().await;
     let toml =
         config(&db, "webhook_secret = \"webhook-secret-0123456789abcdef\"\non_store_error = \"allow\"")
-            .replace("[server]\n", "[server]\nwebhook_addr = \"127.0.0.1:0\"\n");
+            .replace("[server]\n", "[server]\nwebhook_addr = \"127.0.0.1:0\"\n")
+            // The roles' own failure policy (revocations have theirs: tests/revocation.rs).
+            .replace("max_staleness = \"2s\"\n", "max_staleness = \"2s\"\nrevocations = false\n");
     let server = TestServer::start(&toml).await;
     wait_ready(&server).await;
     let t = token("u-out");

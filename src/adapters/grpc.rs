@@ -55,22 +55,29 @@ fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
 
-/// What both RPCs read off a request before its message.
-struct Call {
-    generation: Arc<Generation>,
-    cx: opentelemetry::Context,
+/// What every RPC reads off a request before its message.
+pub(crate) struct Call {
+    pub(crate) generation: Arc<Generation>,
+    pub(crate) cx: opentelemetry::Context,
     /// The TCP peer's address.
-    peer: Option<String>,
+    pub(crate) peer: Option<String>,
     /// The caller's own token, from metadata.
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// The caller's certificate identity (or, in trusted mesh mode, the
     /// sidecar's word for it).
-    caller: Option<Arc<str>>,
+    pub(crate) caller: Option<Arc<str>>,
 }
 
 impl AuthGrpc {
     fn call<T>(&self, request: &Request<T>, span: &'static str) -> Call {
-        let generation = self.live.get();
+        Call::read(&self.live, request, span)
+    }
+}
+
+impl Call {
+    /// Reads the generation, span, peer and caller of `request`.
+    pub(crate) fn read<T>(live: &Live, request: &Request<T>, span: &'static str) -> Call {
+        let generation = live.get();
         let cx = crate::obs::traces::server_span(span, |k| {
             request.metadata().get(k).and_then(|v| v.to_str().ok())
         });

@@ -2,6 +2,7 @@
 //! AuthService over gRPC, Envoy's ext_authz `Check`, HTTP forward-auth and
 //! the HTTP side port; the accept loop and limits both ports share.
 
+pub mod admin;
 pub mod ext_authz;
 pub mod forward_auth;
 pub mod grpc;

@@ -19,6 +19,7 @@ macro_rules! outln {
 }
 
 pub mod gotrue_token;
+pub mod revoke;
 pub mod users;
 
 use crate::config::{Config, Inputs, Mode};
@@ -85,6 +86,12 @@ enum Command {
     /// The user store's schema.
     #[command(subcommand)]
     Store(users::StoreCommand),
+    /// Revoke tokens: a subject's (before a time, or forever), one `jti`,
+    /// one exact token, or an issuer's; every replica applies it.
+    Revoke(revoke::RevokeArgs),
+    /// The revocation entries: list, delete.
+    #[command(subcommand)]
+    Revocations(revoke::RevocationsCommand),
 }
 
 #[derive(Args)]
@@ -185,6 +192,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Jwks => jwks(&config),
         Command::Users(command) => users::users(&config, command),
         Command::Store(command) => users::store(&config, command),
+        Command::Revoke(args) => revoke::revoke(&config, args),
+        Command::Revocations(command) => revoke::revocations(&config, command),
         // Handled above, before any configuration is read.
         Command::Keys(KeysCommand::Generate { alg }) => generate_key(&alg),
         Command::Config(ConfigCommand::Schema) => ExitCode::SUCCESS,

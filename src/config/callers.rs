@@ -49,6 +49,9 @@ pub struct AccessConfig {
     pub ext_authz: Option<Vec<String>>,
     /// `forward_auth`: `/forward-auth` on the HTTP port.
     pub forward_auth: Option<Vec<String>>,
+    /// `admin`: `authgate.v1.AdminService` (revocations). Unlike the
+    /// others, absent means nobody.
+    pub admin: Option<Vec<String>>,
 }
 
 pub(super) fn read_callers(r: &mut Reader<'_>, tables: &[&Table]) -> Vec<CallerConfig> {
@@ -108,6 +111,7 @@ pub(super) fn read_access(
         exchange: list(r, "exchange"),
         ext_authz: list(r, "ext_authz"),
         forward_auth: list(r, "forward_auth"),
+        admin: list(r, "admin"),
     };
     s.finish(r);
     access

@@ -73,8 +73,8 @@ impl Config {
                 out.push_str(&format!("{k} = {}\n", d(v)));
             }
             out.push_str(&format!(
-                "cache_max_entries = {}\nqueue_capacity = {}\n",
-                s.cache_max_entries, s.queue_capacity
+                "cache_max_entries = {}\nqueue_capacity = {}\nrevocations = {}\n",
+                s.cache_max_entries, s.queue_capacity, s.revocations
             ));
         }
         if let Some(p) = &self.signed_proxy {
@@ -220,6 +220,7 @@ impl Config {
             ("exchange", &a.exchange),
             ("ext_authz", &a.ext_authz),
             ("forward_auth", &a.forward_auth),
+            ("admin", &a.admin),
         ];
         if entries.iter().any(|(_, v)| v.is_some()) {
             out.push_str("\n[access]\n");
@@ -307,9 +308,11 @@ impl Config {
             out.push_str(&format!("default = {}\n", i.default));
             out.push_str(&format!("require_signed_proxy = {}\n", i.require_signed_proxy));
             out.push_str(&format!(
-                "roles_source = {}\nclaims_from_store = {}\n",
+                "roles_source = {}\nclaims_from_store = {}\naccess_token_ttl = {}\non_stale_revocations = {}\n",
                 q(i.store.roles_source.as_str()),
-                i.store.claims_from_store
+                i.store.claims_from_store,
+                d(i.store.access_token_ttl),
+                q(if i.store.allow_stale_revocations { "allow" } else { "deny" })
             ));
             if let Some(w) = &i.store.webhook {
                 out.push_str(&format!("webhook_secret = \"[redacted: {} bytes]\"\n", w.secret.len()));

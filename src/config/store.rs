@@ -52,6 +52,10 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// `timeout`: default 2s, per store operation (connect included).
     pub timeout: Duration,
+    /// `revocations`: default true. Every decision checks the store's
+    /// revocations and deleted users (loaded at start, followed through
+    /// the change feed).
+    pub revocations: bool,
 }
 
 /// Where an issuer's roles come from.
@@ -122,11 +126,26 @@ pub struct IssuerStoreConfig {
     pub claims_from_store: bool,
     /// The webhook, when a secret is configured.
     pub webhook: Option<WebhookConfig>,
+    /// `access_token_ttl`: default 1h (GoTrue's default). The lifetime
+    /// this issuer gives its tokens: a token without `iat` counts as issued
+    /// at `exp − access_token_ttl` for "revoked before T", and revocations
+    /// are kept until no token they could refuse can still be valid.
+    pub access_token_ttl: Duration,
+    /// `on_stale_revocations`: `deny` (default): when this replica has not
+    /// read the change feed for `store.max_staleness`, this issuer's
+    /// decisions are `revocation_unavailable`; `allow`: they go on.
+    pub allow_stale_revocations: bool,
 }
 
 impl Default for IssuerStoreConfig {
     fn default() -> Self {
-        Self { roles_source: RolesSource::Token, claims_from_store: false, webhook: None }
+        Self {
+            roles_source: RolesSource::Token,
+            claims_from_store: false,
+            webhook: None,
+            access_token_ttl: Duration::from_secs(3600),
+            allow_stale_revocations: false,
+        }
     }
 }
 
@@ -173,6 +192,7 @@ pub(super) fn read_store(
         .unwrap_or(100_000);
     let queue_capacity =
         s.parsed(r, "queue_capacity", None, None, |v| parse_bounded(v, 1, 1 << 20)).unwrap_or(1024);
+    let revocations = s.boolean(r, "revocations").unwrap_or(true);
     s.finish(r);
     if poll_interval < Duration::from_millis(50) {
         r.errors.push("store.poll_interval must be at least 50ms".into());
@@ -200,6 +220,7 @@ pub(super) fn read_store(
         touch_interval,
         queue_capacity,
         timeout,
+        revocations,
     })
 }
 
@@ -308,9 +329,23 @@ pub(super) fn read_issuer_store(r: &mut Reader<'_>, s: &mut Section<'_>, name: &
     if max_age < Duration::from_secs(10) || max_age > Duration::from_secs(3600) {
         r.errors.push(format!("{}.webhook_max_age must be between 10s and 1h", s.label));
     }
+    let access_token_ttl =
+        s.parsed(r, "access_token_ttl", None, None, parse_duration).unwrap_or(Duration::from_secs(3600));
+    if access_token_ttl < Duration::from_secs(60) || access_token_ttl > Duration::from_secs(30 * 24 * 3600) {
+        r.errors.push(format!("{}.access_token_ttl must be between 1m and 30d", s.label));
+    }
+    let allow_stale_revocations = s
+        .parsed(r, "on_stale_revocations", None, None, |v| match v {
+            "deny" => Ok(false),
+            "allow" => Ok(true),
+            _ => Err("must be `deny` or `allow`".to_string()),
+        })
+        .unwrap_or(false);
     IssuerStoreConfig {
         roles_source,
         claims_from_store,
         webhook: secret.map(|secret| WebhookConfig { secret, instance_id, max_age, on_store_error }),
+        access_token_ttl,
+        allow_stale_revocations,
     }
 }

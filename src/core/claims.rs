@@ -117,6 +117,8 @@ impl Claims {
         role_claims: &[ClaimPath],
     ) -> Result<crate::core::identity::Identity, AuthError> {
         let (session_id, aal, is_anonymous) = self.session()?;
+        let jti = self.string("jti")?.unwrap_or_default().to_owned();
+        let issued_at = self.numeric_date("iat")?;
         let email = self.string("email")?.unwrap_or_default().to_owned();
         let roles = self.roles(role_claims);
         let app_metadata = self.take_object("app_metadata")?;
@@ -134,6 +136,8 @@ impl Claims {
             session_id,
             aal,
             is_anonymous,
+            jti,
+            issued_at,
             claims: serde_json::Map::new(),
         })
     }

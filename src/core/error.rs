@@ -126,6 +126,14 @@ pub enum AuthError {
     /// answer, or this replica has not read the change feed for
     /// `store.max_staleness` (so what it cached may be outdated).
     StoreUnavailable,
+    /// The token is revoked: its user is deleted, or a revocation entry
+    /// (subject before a time, `jti`, the token's hash, issuer-wide before a
+    /// time) refuses it.
+    TokenRevoked,
+    /// Revocations are on and this replica has not read them (at start), or
+    /// not read the change feed for `store.max_staleness`: it cannot tell
+    /// whether the token was revoked.
+    RevocationUnavailable,
     /// A bug or an impossible state (e.g. signing failed); details are logged.
     Internal(&'static str),
 }
@@ -169,6 +177,8 @@ impl AuthError {
             Self::CallerUnauthenticated => "caller_unauthenticated",
             Self::CallerNotAllowed => "caller_not_allowed",
             Self::StoreUnavailable => "store_unavailable",
+            Self::TokenRevoked => "token_revoked",
+            Self::RevocationUnavailable => "revocation_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -193,7 +203,8 @@ impl AuthError {
             | Self::UpstreamRateLimited { .. }
             | Self::UpstreamBusy
             | Self::KeysUnavailable
-            | Self::StoreUnavailable => tonic::Code::Unavailable,
+            | Self::StoreUnavailable
+            | Self::RevocationUnavailable => tonic::Code::Unavailable,
             Self::MissingCredential
             | Self::MalformedToken(_)
             | Self::TokenTooLarge { .. }
@@ -211,6 +222,7 @@ impl AuthError {
             | Self::ProxySignatureInvalid(_)
             | Self::ProxySignatureReplayed
             | Self::UnknownKey
+            | Self::TokenRevoked
             | Self::CallerUnauthenticated => tonic::Code::Unauthenticated,
         }
     }
@@ -266,6 +278,8 @@ impl AuthError {
             Self::CallerUnauthenticated,
             Self::CallerNotAllowed,
             Self::StoreUnavailable,
+            Self::TokenRevoked,
+            Self::RevocationUnavailable,
             Self::Internal("signing failed"),
         ]
     }
@@ -331,6 +345,10 @@ impl fmt::Display for AuthError {
             Self::CallerNotAllowed => f.write_str("this caller may not make this request"),
             Self::StoreUnavailable => {
                 f.write_str("the user store holding this issuer's roles cannot be read; retry later")
+            }
+            Self::TokenRevoked => f.write_str("the token has been revoked"),
+            Self::RevocationUnavailable => {
+                f.write_str("revocations cannot be checked now (the store is not current); retry later")
             }
             Self::Internal(what) => write!(f, "internal error: {what}"),
         }
@@ -408,7 +426,8 @@ mod tests {
                 | "upstream_rate_limited"
                 | "upstream_busy"
                 | "keys_unavailable"
-                | "store_unavailable" => (tonic::Code::Unavailable, 503),
+                | "store_unavailable"
+                | "revocation_unavailable" => (tonic::Code::Unavailable, 503),
                 _ => (tonic::Code::Unauthenticated, 401),
             };
             assert_eq!((e.grpc_code(), e.http_status()), want, "{}", e.reason());

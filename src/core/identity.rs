@@ -30,6 +30,10 @@ pub struct Identity {
     pub aal: String,
     /// `is_anonymous`.
     pub is_anonymous: bool,
+    /// `jti`, empty when absent (revocation by token id).
+    pub jti: String,
+    /// `iat`, when the token has one (revocation "issued before T").
+    pub issued_at: Option<i64>,
     /// The app's claims from the user store (issuers with
     /// `claims_from_store`); empty otherwise.
     pub claims: Map<String, Value>,

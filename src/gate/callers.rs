@@ -61,6 +61,8 @@ impl Callers {
             Adapter::ExtAuthz => &self.access.ext_authz,
             Adapter::ForwardAuth => &self.access.forward_auth,
             Adapter::Cli => &None,
+            // Closed unless named: revoking is for operators only.
+            Adapter::Admin => &Some(self.access.admin.clone().unwrap_or_default()),
         };
         match (allowed, &name, &decision.caller) {
             (None, _, _) => Ok(name),

@@ -36,6 +36,8 @@ pub struct Decision<'c> {
     pub(crate) caller: Option<std::sync::Arc<str>>,
     /// Roles or claims came from the user store: `cached` or `read`.
     pub(crate) store: Option<&'static str>,
+    /// What refused a revoked token: a revocation kind or `deleted_user`.
+    pub(crate) revoked_by: Option<&'static str>,
 }
 
 impl<'c> Decision<'c> {
@@ -55,6 +57,7 @@ impl<'c> Decision<'c> {
             key_id: None,
             caller: None,
             store: None,
+            revoked_by: None,
         }
     }
 
@@ -91,7 +94,7 @@ impl<'c> Decision<'c> {
         let trace_id = context.is_valid().then(|| context.trace_id().to_string());
         let (adapter, client) = (self.adapter.as_str(), self.client);
         let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
-        let (caller, store) = (self.caller.as_deref(), self.store);
+        let (caller, store, revoked_by) = (self.caller.as_deref(), self.store, self.revoked_by);
         match outcome {
             Ok(identity) => {
                 let subject = identity.subject.as_str();
@@ -119,6 +122,7 @@ impl<'c> Decision<'c> {
                 reason = e.reason(),
                 issuer,
                 store,
+                revoked_by,
                 audience,
                 caller,
                 client,

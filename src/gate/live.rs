@@ -156,6 +156,11 @@ impl Live {
         })
     }
 
+    /// The config the current generation was built from.
+    pub fn config(&self) -> Config {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The user store, when `[store]` is configured.
     pub fn store(&self) -> Option<&Arc<UserStore>> {
         self.store.as_ref()

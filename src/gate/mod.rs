@@ -7,6 +7,7 @@ pub mod decision;
 pub mod edge;
 pub mod exchange;
 pub mod live;
+pub mod revocation;
 pub mod users;
 pub mod webhook;
 
@@ -216,7 +217,7 @@ impl Gate {
             self.metrics.cache_lookup(crate::obs::metrics::CacheName::Identity, hit.is_some());
             if let Some(hit) = hit {
                 decision.cache_hit = true;
-                return self.finish(hit, &input, proxy, decision).await;
+                return self.finish(hit, token, &input, proxy, decision).await;
             }
         }
         let jws = match parsed {
@@ -227,18 +228,21 @@ impl Gate {
         if let (Some(cache), Some(key)) = (shared_cache, key) {
             cache.insert(key, identity.clone(), now, leeway);
         }
-        self.finish(identity, &input, proxy, decision).await
+        self.finish(identity, token, &input, proxy, decision).await
     }
 
-    /// The app's roles and claims (user store), the request's policy, and
-    /// the user's just-in-time row when granted.
+    /// Revocations, the app's roles and claims (user store), the request's
+    /// policy, and the user's just-in-time row when granted. Cache hits come
+    /// here too: a revocation refuses a cached identity at once.
     async fn finish(
         &self,
         identity: Arc<Identity>,
+        token: &str,
         input: &VerifyInput<'_>,
         proxy: Option<ProxyAttestation>,
         decision: &mut Decision<'_>,
     ) -> Result<Verified, AuthError> {
+        self.users.check_revoked(&identity, token, decision)?;
         let identity = self.users.apply(identity, decision).await?;
         let verified = authorize(identity, input, proxy)?;
         self.users.seen(&verified.identity);

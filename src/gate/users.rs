@@ -7,6 +7,7 @@ use crate::core::error::AuthError;
 use crate::core::identity::Identity;
 use crate::gate::decision::Decision;
 use crate::store::UserStore;
+use crate::store::revocations::TokenFacts;
 use std::sync::Arc;
 
 /// Which issuers read the store, and the store.
@@ -15,6 +16,9 @@ pub struct StoreUse {
     /// (issuer, roles source, claims from the store), for issuers that
     /// read it.
     readers: Vec<(String, RolesSource, bool)>,
+    /// (issuer, access token lifetime in seconds, goes on with stale
+    /// revocations), for every issuer.
+    revocation: Vec<(String, i64, bool)>,
 }
 
 impl StoreUse {
@@ -26,13 +30,59 @@ impl StoreUse {
             .filter(|i| i.store.reads_store())
             .map(|i| (i.name.clone(), i.store.roles_source, i.store.claims_from_store))
             .collect();
-        Self { store, readers }
+        let revocation = config
+            .issuers
+            .iter()
+            .map(|i| {
+                (i.name.clone(), i.store.access_token_ttl.as_secs() as i64, i.store.allow_stale_revocations)
+            })
+            .collect();
+        Self { store, readers, revocation }
     }
 
-    /// True when some issuer's decisions read the store (readiness
-    /// follows it then).
+    /// True when some issuer's decisions need the store current: it reads
+    /// roles or claims there, or revocations are on and it does not go on
+    /// with stale ones (readiness follows the store then).
     pub fn needed(&self) -> bool {
-        !self.readers.is_empty()
+        let revocations = self.store.as_ref().is_some_and(|s| s.checks_revocations());
+        !self.readers.is_empty() || (revocations && self.revocation.iter().any(|(_, _, allow)| !allow))
+    }
+
+    /// Refuses a revoked token (`token_revoked`), or any token of an issuer
+    /// that does not go on with stale revocations while this replica's are
+    /// not current (`revocation_unavailable`). An in-memory lookup.
+    pub fn check_revoked(
+        &self,
+        identity: &Identity,
+        token: &str,
+        decision: &mut Decision<'_>,
+    ) -> Result<(), AuthError> {
+        let Some(store) = self.store.as_ref().filter(|s| s.checks_revocations()) else { return Ok(()) };
+        let (ttl, allow_stale) = self
+            .revocation
+            .iter()
+            .find(|(name, ..)| **name == *identity.issuer)
+            .map_or((3600, false), |(_, ttl, allow)| (*ttl, *allow));
+        let facts = TokenFacts {
+            issuer: &identity.issuer,
+            subject: &identity.subject,
+            jti: (!identity.jti.is_empty()).then_some(identity.jti.as_str()),
+            // GoTrue writes no `iat`: its tokens live access_token_ttl.
+            issued_at: identity.issued_at.unwrap_or(identity.expires_at - ttl),
+            token,
+        };
+        let refused = match store.revoked(&facts) {
+            Ok(refused) => refused,
+            Err(_) if allow_stale => store.revoked_stale(&facts),
+            Err(_) => return Err(AuthError::RevocationUnavailable),
+        };
+        match refused {
+            Some(kind) => {
+                decision.revoked_by = Some(kind);
+                Err(AuthError::TokenRevoked)
+            }
+            None => Ok(()),
+        }
     }
 
     /// The identity with the app's roles and claims, for issuers that read

@@ -53,6 +53,8 @@ labels! {
         ForwardAuth => "forward_auth",
         /// `authgate verify` on the command line.
         Cli => "cli",
+        /// `authgate.v1.AdminService` (revocations).
+        Admin => "admin",
     }
 }
 
@@ -248,6 +250,7 @@ pub struct Metrics {
     store_seconds: Family<KindLabels, Histogram>,
     store_sync_age: Gauge<f64, AtomicU64>,
     webhook: Family<WebhookLabels, Counter>,
+    revocations: Family<KindLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -361,6 +364,12 @@ impl Metrics {
             "Identity webhook deliveries by event and outcome",
             webhook.clone(),
         );
+        let revocations = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "revocations",
+            "Active revocations by kind (subject, jti, token_hash, issuer) and deleted users (deleted_user)",
+            revocations.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "Build information", build);
@@ -385,6 +394,7 @@ impl Metrics {
             store_seconds,
             store_sync_age,
             webhook,
+            revocations,
         }
     }
 
@@ -398,6 +408,11 @@ impl Metrics {
     /// Sets the change feed's age (at scrape); `None` before the first read.
     pub fn store_sync_age(&self, age: Option<Duration>) {
         self.store_sync_age.set(age.map_or(f64::NAN, |a| a.as_secs_f64()));
+    }
+
+    /// Sets the active revocations of a kind (at scrape).
+    pub fn revocations(&self, kind: &'static str, n: usize) {
+        self.revocations.get_or_create(&KindLabels { kind }).set(n as i64);
     }
 
     /// One webhook delivery; `event` is a GoTrue event name or `unknown`.

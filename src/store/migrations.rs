@@ -18,10 +18,11 @@ pub struct Migration {
 /// triggers in the writing transaction, with its transaction id (so the
 /// feed reader can tell which rows may still commit), and announced with
 /// `NOTIFY authgate_changes`.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "users, signup allow-list, change feed",
-    sql: r#"
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, signup allow-list, change feed",
+        sql: r#"
 CREATE TABLE authgate_users (
     issuer                  text        NOT NULL,
     subject                 text        NOT NULL,
@@ -87,14 +88,60 @@ CREATE TRIGGER authgate_users_updated AFTER UPDATE ON authgate_users
 CREATE TRIGGER authgate_signup_allow_changed AFTER INSERT OR UPDATE OR DELETE ON authgate_signup_allow
     FOR EACH ROW EXECUTE FUNCTION authgate_record_change();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "revocations",
+        sql: r#"
+CREATE TABLE authgate_revocations (
+    id            bigserial   PRIMARY KEY,
+    kind          text        NOT NULL CHECK (kind IN ('subject', 'jti', 'token_hash', 'issuer')),
+    issuer        text,
+    subject       text,
+    jti           text,
+    token_hash    text CHECK (token_hash IS NULL OR token_hash ~ '^[0-9a-f]{64}$'),
+    issued_before timestamptz,
+    expires_at    timestamptz,
+    reason        text        NOT NULL DEFAULT '',
+    created_by    text        NOT NULL DEFAULT '',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    CHECK ((kind = 'subject') = (subject IS NOT NULL)),
+    CHECK ((kind = 'jti') = (jti IS NOT NULL)),
+    CHECK ((kind = 'token_hash') = (token_hash IS NOT NULL)),
+    CHECK (kind <> 'issuer' OR issuer IS NOT NULL)
+);
+CREATE INDEX authgate_revocations_expires ON authgate_revocations (expires_at);
+
+ALTER TABLE authgate_changes ADD COLUMN row_id text;
+
+CREATE FUNCTION authgate_record_revocation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+        VALUES (TG_TABLE_NAME, OLD.issuer, OLD.subject, OLD.id::text);
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.id <> OLD.id) THEN
+        INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+        VALUES (TG_TABLE_NAME, NEW.issuer, NEW.subject, NEW.id::text);
+    END IF;
+    PERFORM pg_notify('authgate_changes', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER authgate_revocations_changed AFTER INSERT OR UPDATE OR DELETE ON authgate_revocations
+    FOR EACH ROW EXECUTE FUNCTION authgate_record_revocation();
+"#,
+    },
+];
 
 /// SQLite. One writer at a time, so feed rows commit in `seq` order and a
 /// plain `seq > last` read cannot skip one.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "users, signup allow-list, change feed",
-    sql: r#"
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, signup allow-list, change feed",
+        sql: r#"
 CREATE TABLE authgate_users (
     issuer                  TEXT NOT NULL,
     subject                 TEXT NOT NULL,
@@ -153,7 +200,49 @@ CREATE TRIGGER authgate_signup_allow_deleted AFTER DELETE ON authgate_signup_all
     INSERT INTO authgate_changes (table_name, issuer) VALUES ('authgate_signup_allow', OLD.issuer);
 END;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "revocations",
+        sql: r#"
+CREATE TABLE authgate_revocations (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT NOT NULL CHECK (kind IN ('subject', 'jti', 'token_hash', 'issuer')),
+    issuer        TEXT,
+    subject       TEXT,
+    jti           TEXT,
+    token_hash    TEXT CHECK (token_hash IS NULL OR (length(token_hash) = 64 AND token_hash NOT GLOB '*[^0-9a-f]*')),
+    issued_before TEXT,
+    expires_at    TEXT,
+    reason        TEXT NOT NULL DEFAULT '',
+    created_by    TEXT NOT NULL DEFAULT '',
+    created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')),
+    CHECK ((kind = 'subject') = (subject IS NOT NULL)),
+    CHECK ((kind = 'jti') = (jti IS NOT NULL)),
+    CHECK ((kind = 'token_hash') = (token_hash IS NOT NULL)),
+    CHECK (kind <> 'issuer' OR issuer IS NOT NULL)
+);
+CREATE INDEX authgate_revocations_expires ON authgate_revocations (expires_at);
+
+ALTER TABLE authgate_changes ADD COLUMN row_id TEXT;
+
+CREATE TRIGGER authgate_revocations_inserted AFTER INSERT ON authgate_revocations BEGIN
+    INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+    VALUES ('authgate_revocations', NEW.issuer, NEW.subject, NEW.id);
+END;
+CREATE TRIGGER authgate_revocations_updated AFTER UPDATE ON authgate_revocations BEGIN
+    INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+    VALUES ('authgate_revocations', OLD.issuer, OLD.subject, OLD.id);
+    INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+        SELECT 'authgate_revocations', NEW.issuer, NEW.subject, NEW.id WHERE NEW.id IS NOT OLD.id;
+END;
+CREATE TRIGGER authgate_revocations_deleted AFTER DELETE ON authgate_revocations BEGIN
+    INSERT INTO authgate_changes (table_name, issuer, subject, row_id)
+    VALUES ('authgate_revocations', OLD.issuer, OLD.subject, OLD.id);
+END;
+"#,
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest(migrations: &[Migration]) -> i32 {

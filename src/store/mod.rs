@@ -11,6 +11,8 @@
 
 pub mod migrations;
 pub mod postgres;
+mod postgres_rows;
+pub mod revocations;
 pub mod row;
 pub mod sqlite;
 mod users;
@@ -18,6 +20,7 @@ pub mod view;
 
 pub use users::UserStore;
 
+use revocations::{NewRevocation, Revocation};
 use row::{Applied, Change, FeedRow, UserRow};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -103,8 +106,19 @@ pub trait Backend: Send + Sync {
     fn feed_head(&self) -> StoreFuture<'_, Cursor>;
     /// The feed after `after`.
     fn feed_read<'a>(&'a self, after: &'a Cursor) -> StoreFuture<'a, Feed>;
-    /// Deletes feed rows older than `older_than`.
+    /// Deletes feed rows older than `older_than`, and revocations past
+    /// their `expires_at`.
     fn prune_feed(&self, older_than: Duration) -> StoreFuture<'_, u64>;
+    /// Every revocation not yet past its `expires_at`.
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>>;
+    /// One revocation.
+    fn revocation(&self, id: i64) -> StoreFuture<'_, Option<Revocation>>;
+    /// Inserts one revocation.
+    fn revoke<'a>(&'a self, r: &'a NewRevocation) -> StoreFuture<'a, Revocation>;
+    /// Deletes one revocation (never a user's deletion); false when absent.
+    fn delete_revocation(&self, id: i64) -> StoreFuture<'_, bool>;
+    /// (issuer, subject) of every user marked deleted.
+    fn deleted_users(&self) -> StoreFuture<'_, Vec<(String, String)>>;
     /// Starts waking `wake` on change notifications, when the database
     /// sends them (PostgreSQL `LISTEN`); `retry` paces reconnects.
     fn listen(&self, _wake: Arc<Notify>, _retry: Duration) -> Option<tokio::task::JoinHandle<()>> {

@@ -11,14 +11,16 @@
 //! older can appear later. Rows read twice are told apart by `seq`.
 
 use super::migrations::{POSTGRES, latest};
-use super::row::{Applied, Change, Existing, FeedRow, NetlifyFields, Stamp, UserRow, Write, decide};
+use super::postgres_rows::{COLUMNS, REVOCATION_COLUMNS, error, read_revocation, read_row, roles, ts};
+use super::revocations::{NewRevocation, Revocation};
+use super::row::{Applied, Change, Existing, FeedRow, Stamp, UserRow, Write, decide};
 use super::{Backend, Cursor, Feed, StoreError, StoreFuture};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls};
 
 /// Connections used for queries at most (the listener is one more).
 const MAX_CONNECTIONS: usize = 4;
@@ -35,60 +37,6 @@ pub struct Postgres {
     timeout: Duration,
     idle: Mutex<Vec<Client>>,
     slots: Semaphore,
-}
-
-fn ts(col: &str) -> String {
-    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-}
-
-static COLUMNS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "issuer, subject, email, provider, app_metadata, user_metadata, roles, claims, {}, {}, {}, {}, {}, {}, {}",
-        ts("netlify_created_at"),
-        ts("netlify_confirmed_at"),
-        ts("netlify_last_sign_in_at"),
-        ts("netlify_updated_at"),
-        ts("first_seen_at"),
-        ts("last_seen_at"),
-        ts("deleted_at")
-    )
-});
-
-fn error(e: tokio_postgres::Error) -> StoreError {
-    StoreError(format!("postgres: {e}"))
-}
-
-fn roles(v: Option<Vec<Option<String>>>) -> Option<Vec<String>> {
-    v.map(|r| r.into_iter().flatten().collect())
-}
-
-fn read_row(r: &Row) -> Result<UserRow, tokio_postgres::Error> {
-    let stamp = |i| r.try_get::<_, Option<String>>(i).map(|s| s.map(Stamp::from_stored));
-    let object = |i| {
-        r.try_get::<_, Option<Value>>(i).map(|v| match v {
-            Some(Value::Object(m)) => Some(m),
-            _ => None,
-        })
-    };
-    Ok(UserRow {
-        netlify: NetlifyFields {
-            issuer: r.try_get(0)?,
-            subject: r.try_get(1)?,
-            email: r.try_get(2)?,
-            provider: r.try_get(3)?,
-            app_metadata: object(4)?.unwrap_or_default(),
-            user_metadata: object(5)?.unwrap_or_default(),
-            created_at: stamp(8)?,
-            confirmed_at: stamp(9)?,
-            last_sign_in_at: stamp(10)?,
-            updated_at: stamp(11)?,
-        },
-        roles: roles(r.try_get(6)?),
-        claims: object(7)?,
-        first_seen_at: Stamp::from_stored(r.try_get(12)?),
-        last_seen_at: Stamp::from_stored(r.try_get(13)?),
-        deleted_at: stamp(14)?,
-    })
 }
 
 /// A pooled connection, returned to the pool only when the operation
@@ -456,7 +404,7 @@ impl Backend for Postgres {
                     tx.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[]).await?.get(0);
                 let rows = tx
                     .query(
-                        "SELECT seq, xid::text, table_name, issuer, subject FROM authgate_changes \
+                        "SELECT seq, xid::text, table_name, issuer, subject, row_id FROM authgate_changes \
                          WHERE xid >= $1::text::xid8 ORDER BY seq LIMIT $2",
                         &[&from, &FEED_BATCH],
                     )
@@ -473,7 +421,13 @@ impl Backend for Postgres {
                         next_seen.insert(seq);
                     }
                     if !seen.contains(&seq) {
-                        fresh.push(FeedRow { seq, table: r.get(2), issuer: r.get(3), subject: r.get(4) });
+                        fresh.push(FeedRow {
+                            seq,
+                            table: r.get(2),
+                            issuer: r.get(3),
+                            subject: r.get(4),
+                            row_id: r.get(5),
+                        });
                     }
                 }
                 Ok(Feed { rows: fresh, next: Cursor::Snapshot { xmin, seen: next_seen }, overflow })
@@ -485,11 +439,84 @@ impl Backend for Postgres {
         let cutoff = Stamp::before(older_than);
         self.with(move |c| {
             Box::pin(async move {
-                c.execute(
-                    "DELETE FROM authgate_changes WHERE at < $1::text::timestamptz",
-                    &[&cutoff.as_str()],
-                )
-                .await
+                let feed = c
+                    .execute(
+                        "DELETE FROM authgate_changes WHERE at < $1::text::timestamptz",
+                        &[&cutoff.as_str()],
+                    )
+                    .await?;
+                let expired =
+                    c.execute("DELETE FROM authgate_revocations WHERE expires_at < now()", &[]).await?;
+                Ok(feed + expired)
+            })
+        })
+    }
+
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>> {
+        self.with(|c| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {REVOCATION_COLUMNS} FROM authgate_revocations WHERE expires_at IS NULL OR expires_at >= now() ORDER BY id"
+                );
+                c.query(&sql, &[]).await?.iter().map(read_revocation).collect()
+            })
+        })
+    }
+
+    fn revocation(&self, id: i64) -> StoreFuture<'_, Option<Revocation>> {
+        self.with(move |c| {
+            Box::pin(async move {
+                let sql = format!("SELECT {REVOCATION_COLUMNS} FROM authgate_revocations WHERE id = $1");
+                c.query_opt(&sql, &[&id]).await?.as_ref().map(read_revocation).transpose()
+            })
+        })
+    }
+
+    fn revoke<'a>(&'a self, r: &'a NewRevocation) -> StoreFuture<'a, Revocation> {
+        let r = r.clone();
+        self.with(move |c| {
+            Box::pin(async move {
+                let sql = format!(
+                    "INSERT INTO authgate_revocations (kind, issuer, subject, jti, token_hash, issued_before, expires_at, \
+                     reason, created_by) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint), to_timestamp($7::bigint), $8, $9) \
+                     RETURNING {REVOCATION_COLUMNS}"
+                );
+                let row = c
+                    .query_one(
+                        &sql,
+                        &[
+                            &r.kind.as_str(),
+                            &r.issuer,
+                            &r.subject,
+                            &r.jti,
+                            &r.token_hash,
+                            &r.issued_before,
+                            &r.expires_at,
+                            &r.reason,
+                            &r.created_by,
+                        ],
+                    )
+                    .await?;
+                read_revocation(&row)
+            })
+        })
+    }
+
+    fn delete_revocation(&self, id: i64) -> StoreFuture<'_, bool> {
+        self.with(move |c| {
+            Box::pin(async move {
+                Ok(c.execute("DELETE FROM authgate_revocations WHERE id = $1", &[&id]).await? > 0)
+            })
+        })
+    }
+
+    fn deleted_users(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        self.with(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .query("SELECT issuer, subject FROM authgate_users WHERE deleted_at IS NOT NULL", &[])
+                    .await?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
             })
         })
     }

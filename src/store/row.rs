@@ -41,6 +41,16 @@ impl Stamp {
         Self::from_time(OffsetDateTime::now_utc() - ago)
     }
 
+    /// A time in seconds since the epoch (`None` when out of range).
+    pub fn from_unix(secs: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(secs).ok().map(Self::from_time)
+    }
+
+    /// Seconds since the epoch.
+    pub fn unix(&self) -> Option<i64> {
+        OffsetDateTime::parse(&self.0, &Rfc3339).ok().map(|t| t.unix_timestamp())
+    }
+
     /// Wraps text the store itself wrote (already normalised).
     pub fn from_stored(text: String) -> Self {
         Self(text)
@@ -294,6 +304,8 @@ pub struct FeedRow {
     pub issuer: Option<String>,
     /// The row's subject (users only).
     pub subject: Option<String>,
+    /// The row's id (revocations only).
+    pub row_id: Option<String>,
 }
 
 #[cfg(test)]

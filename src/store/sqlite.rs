@@ -3,6 +3,7 @@
 //! serialises writers (the app's too), so the change feed is read by `seq`.
 
 use super::migrations::{Migration, SQLITE, latest};
+use super::revocations::{NewRevocation, Revocation, RevocationKind};
 use super::row::{Applied, Change, Existing, FeedRow, NetlifyFields, Stamp, UserRow, Write, decide};
 use super::{Backend, Cursor, Feed, StoreError, StoreFuture};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -104,6 +105,32 @@ fn read_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         last_seen_at: Stamp::from_stored(r.get(13)?),
         deleted_at: stamp(14)?,
     })
+}
+
+const REVOCATION_COLUMNS: &str =
+    "id, kind, issuer, subject, jti, token_hash, issued_before, expires_at, reason, created_by, created_at";
+
+fn read_revocation(r: &Row<'_>) -> rusqlite::Result<Revocation> {
+    let secs = |i| r.get::<_, Option<String>>(i).map(|s| s.and_then(|s| Stamp::from_stored(s).unix()));
+    let kind: String = r.get(1)?;
+    Ok(Revocation {
+        id: r.get(0)?,
+        // The column's CHECK admits only the four kinds.
+        kind: RevocationKind::parse(&kind).unwrap_or(RevocationKind::Subject),
+        issuer: r.get(2)?,
+        subject: r.get(3)?,
+        jti: r.get(4)?,
+        token_hash: r.get(5)?,
+        issued_before: secs(6)?,
+        expires_at: secs(7)?,
+        reason: r.get(8)?,
+        created_by: r.get(9)?,
+        created_at: secs(10)?.unwrap_or_default(),
+    })
+}
+
+fn stamp_of(secs: Option<i64>) -> Option<String> {
+    secs.and_then(Stamp::from_unix).map(|s| s.as_str().to_string())
 }
 
 fn migrate(c: &mut Connection, migrations: &[Migration]) -> rusqlite::Result<(i32, i32)> {
@@ -302,11 +329,21 @@ impl Backend for Sqlite {
         };
         self.run(move |c| {
             let mut st = c.prepare(
-                "SELECT seq, table_name, issuer, subject FROM authgate_changes WHERE seq > ?1 ORDER BY seq LIMIT 10000",
+                "SELECT seq, table_name, issuer, subject, row_id FROM authgate_changes WHERE seq > ?1 ORDER BY seq LIMIT 10000",
             )?;
             let rows: Vec<FeedRow> = st
                 .query_map(params![after], |r| {
-                    Ok(FeedRow { seq: r.get(0)?, table: r.get(1)?, issuer: r.get(2)?, subject: r.get(3)? })
+                    Ok(FeedRow {
+                        seq: r.get(0)?,
+                        table: r.get(1)?,
+                        issuer: r.get(2)?,
+                        subject: r.get(3)?,
+                        row_id: r.get::<_, Option<rusqlite::types::Value>>(4)?.and_then(|v| match v {
+                            rusqlite::types::Value::Integer(n) => Some(n.to_string()),
+                            rusqlite::types::Value::Text(t) => Some(t),
+                            _ => None,
+                        }),
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             let next = rows.last().map_or(after, |r| r.seq);
@@ -317,9 +354,73 @@ impl Backend for Sqlite {
 
     fn prune_feed(&self, older_than: Duration) -> StoreFuture<'_, u64> {
         let cutoff = Stamp::before(older_than);
+        let now = Stamp::now();
         self.run(move |c| {
-            c.execute("DELETE FROM authgate_changes WHERE at < ?1", params![cutoff.as_str()])
-                .map(|n| n as u64)
+            let feed = c.execute("DELETE FROM authgate_changes WHERE at < ?1", params![cutoff.as_str()])?;
+            let expired = c.execute(
+                "DELETE FROM authgate_revocations WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                params![now.as_str()],
+            )?;
+            Ok((feed + expired) as u64)
+        })
+    }
+
+    fn revocations(&self) -> StoreFuture<'_, Vec<Revocation>> {
+        let now = Stamp::now();
+        self.run(move |c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {REVOCATION_COLUMNS} FROM authgate_revocations WHERE expires_at IS NULL OR expires_at >= ?1 ORDER BY id"
+            ))?;
+            st.query_map(params![now.as_str()], read_revocation)?.collect()
+        })
+    }
+
+    fn revocation(&self, id: i64) -> StoreFuture<'_, Option<Revocation>> {
+        self.run(move |c| {
+            c.query_row(
+                &format!("SELECT {REVOCATION_COLUMNS} FROM authgate_revocations WHERE id = ?1"),
+                params![id],
+                read_revocation,
+            )
+            .optional()
+        })
+    }
+
+    fn revoke<'a>(&'a self, r: &'a NewRevocation) -> StoreFuture<'a, Revocation> {
+        let r = r.clone();
+        self.run(move |c| {
+            c.query_row(
+                &format!(
+                    "INSERT INTO authgate_revocations (kind, issuer, subject, jti, token_hash, issued_before, expires_at, \
+                     reason, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {REVOCATION_COLUMNS}"
+                ),
+                params![
+                    r.kind.as_str(),
+                    r.issuer,
+                    r.subject,
+                    r.jti,
+                    r.token_hash,
+                    stamp_of(r.issued_before),
+                    stamp_of(r.expires_at),
+                    r.reason,
+                    r.created_by
+                ],
+                read_revocation,
+            )
+        })
+    }
+
+    fn delete_revocation(&self, id: i64) -> StoreFuture<'_, bool> {
+        self.run(move |c| {
+            c.execute("DELETE FROM authgate_revocations WHERE id = ?1", params![id]).map(|n| n > 0)
+        })
+    }
+
+    fn deleted_users(&self) -> StoreFuture<'_, Vec<(String, String)>> {
+        self.run(|c| {
+            let mut st =
+                c.prepare("SELECT issuer, subject FROM authgate_users WHERE deleted_at IS NOT NULL")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
         })
     }
 }

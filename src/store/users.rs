@@ -1,13 +1,14 @@
 //! [`UserStore`]: the store as the request path and the webhook use it.
 
-use super::row::{Applied, Change, NetlifyFields};
+use super::revocations::{RevocationIndex, TokenFacts};
+use super::row::{Applied, Change, FeedRow, NetlifyFields};
 use super::view::StoreView;
 use super::{Backend, StoreError};
 use crate::config::StoreConfig;
 use crate::core::identity::Identity;
 use crate::obs::metrics::{CacheName, Metrics, Protection, StoreOp};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
@@ -35,6 +36,9 @@ pub struct UserStore {
     wake: Arc<Notify>,
     config: StoreConfig,
     metrics: Arc<Metrics>,
+    /// Active revocations and deleted users (`store.revocations`).
+    revocations: RwLock<RevocationIndex>,
+    revocations_loaded: AtomicBool,
 }
 
 fn key(issuer: &str, subject: &str) -> String {
@@ -90,6 +94,8 @@ impl UserStore {
             wake: Arc::new(Notify::new()),
             config: config.clone(),
             metrics,
+            revocations: RwLock::default(),
+            revocations_loaded: AtomicBool::new(false),
         })
     }
 
@@ -113,10 +119,37 @@ impl UserStore {
         tasks
     }
 
-    /// True once migrated and while the change feed is fresh.
+    /// True once migrated (and revocations loaded, when on) and while the
+    /// change feed is fresh.
     pub fn ready(&self) -> bool {
         self.migrated.load(Ordering::Acquire)
+            && (!self.config.revocations || self.revocations_loaded.load(Ordering::Acquire))
             && self.sync_age().is_some_and(|a| a <= self.config.max_staleness)
+    }
+
+    /// True when `store.revocations` is on.
+    pub fn checks_revocations(&self) -> bool {
+        self.config.revocations
+    }
+
+    /// Whether a revocation refuses this token: `Ok(Some(kind))` refused,
+    /// `Ok(None)` not, `Err` when this replica's revocations are not
+    /// current (not loaded, or the feed is older than `max_staleness`).
+    pub fn revoked(&self, facts: &TokenFacts<'_>) -> Result<Option<&'static str>, StoreError> {
+        if !self.config.revocations {
+            return Ok(None);
+        }
+        if !self.ready() {
+            return Err(StoreError("revocations are not current".into()));
+        }
+        Ok(self.revoked_stale(facts))
+    }
+
+    /// The revocation index as it stands, fresh or not: for an issuer that
+    /// goes on with stale revocations.
+    pub fn revoked_stale(&self, facts: &TokenFacts<'_>) -> Option<&'static str> {
+        // A poisoned lock holds a whole index (updates cannot panic halfway).
+        self.revocations.read().unwrap_or_else(|p| p.into_inner()).refuses(facts)
     }
 
     /// Time since the last good feed read; `None` before the first.
@@ -129,6 +162,13 @@ impl UserStore {
     pub fn report(&self) {
         self.metrics.store_sync_age(self.sync_age());
         self.metrics.cache_size(CacheName::Store, self.views.entry_count());
+        if self.config.revocations {
+            let (kinds, deleted) = self.revocations.read().unwrap_or_else(|p| p.into_inner()).counts();
+            for (kind, n) in kinds {
+                self.metrics.revocations(kind.as_str(), n);
+            }
+            self.metrics.revocations("deleted_user", deleted);
+        }
     }
 
     /// The app's part of a user for a decision: cached, else read. Fails
@@ -263,6 +303,7 @@ impl UserStore {
         let mut cursor = None;
         let mut failing = false;
         let mut pruned = Instant::now();
+        let mut reload = self.config.revocations;
         loop {
             let started = Instant::now();
             let read = match &cursor {
@@ -270,19 +311,29 @@ impl UserStore {
                 Some(c) => self.backend.feed_read(c).await.map(|f| (f.rows, f.next, f.overflow)),
             };
             self.metrics.store(StoreOp::Feed, read.is_ok(), started.elapsed());
-            match read {
+            let read = match read {
+                // After a failed read the cursor did not move, so no row
+                // was missed; but rows older than the feed's retention may
+                // be gone, so a long gap starts over, as does an overflow.
                 Ok((rows, next, overflow)) => {
-                    // After a failed read the cursor did not move, so no
-                    // row was missed; but rows older than the feed's
-                    // retention may be gone, so a long gap starts over.
                     if overflow || (failing && self.sync_age().is_none_or(|a| a > FEED_RETENTION / 2)) {
                         self.invalidate_all();
+                        reload = self.config.revocations;
                     }
-                    for r in rows.iter().filter(|r| r.table == "authgate_users") {
-                        if let (Some(i), Some(s)) = (&r.issuer, &r.subject) {
-                            self.invalidate(i, s);
-                        }
-                    }
+                    // The full load comes after the cursor was placed, so
+                    // nothing committed in between is missed (applying a
+                    // change twice is harmless).
+                    let applied = if reload {
+                        self.reload_revocations().await.map(|()| reload = false)
+                    } else {
+                        self.apply_feed(&rows).await
+                    };
+                    applied.map(|()| next)
+                }
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(next) => {
                     cursor = Some(next);
                     self.synced_at_ms.store(self.started.elapsed().as_millis() as i64, Ordering::Release);
                     if failing {
@@ -297,7 +348,8 @@ impl UserStore {
                     failing = true;
                 }
             }
-            if pruned.elapsed() >= PRUNE_EVERY {
+            // Expired revocations go within max_staleness (or 10 min).
+            if pruned.elapsed() >= PRUNE_EVERY.min(self.config.max_staleness) {
                 pruned = Instant::now();
                 if let Err(error) = self.backend.prune_feed(FEED_RETENTION).await {
                     tracing::debug!(%error, "store: feed prune failed");
@@ -308,6 +360,49 @@ impl UserStore {
                 () = tokio::time::sleep(self.config.poll_interval) => {}
             }
         }
+    }
+
+    /// Drops changed rows from the cache and applies changed revocations
+    /// and deletions to the index.
+    async fn apply_feed(&self, rows: &[FeedRow]) -> Result<(), StoreError> {
+        for r in rows {
+            match r.table.as_str() {
+                "authgate_users" => {
+                    let (Some(i), Some(s)) = (&r.issuer, &r.subject) else { continue };
+                    self.invalidate(i, s);
+                    if self.config.revocations {
+                        let deleted = self.backend.user(i, s).await?.is_some_and(|u| u.deleted_at.is_some());
+                        self.revocations
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .set_deleted(i, s, deleted);
+                    }
+                }
+                "authgate_revocations" if self.config.revocations => {
+                    let Some(id) = r.row_id.as_deref().and_then(|v| v.parse::<i64>().ok()) else { continue };
+                    let entry = self.backend.revocation(id).await?;
+                    let mut index = self.revocations.write().unwrap_or_else(|p| p.into_inner());
+                    match entry {
+                        Some(e) => index.upsert(e),
+                        None => index.remove(id),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every active revocation and deleted user.
+    async fn reload_revocations(&self) -> Result<(), StoreError> {
+        let entries = self.backend.revocations().await?;
+        let deleted = self.backend.deleted_users().await?;
+        let n = entries.len();
+        self.revocations.write().unwrap_or_else(|p| p.into_inner()).replace_all(entries, deleted);
+        if !self.revocations_loaded.swap(true, Ordering::AcqRel) {
+            tracing::info!(revocations = n, "store: revocations loaded");
+        }
+        Ok(())
     }
 
     async fn write_queued(&self, mut rx: mpsc::Receiver<Change>) {
