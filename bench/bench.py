@@ -369,6 +369,7 @@ name = "netlify"
             print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
                   f"   ratio {ratios[-1]:.3f}{extra}", flush=True)
         peak_rss = vm(server.pid, "VmHWM")
+        store_peak_rss = vm(store_server.pid, "VmHWM") if store_server else None
         distinct = None
         if args.hosted:
             before = StandIn.calls
@@ -403,6 +404,8 @@ name = "netlify"
               f"{requests} Verify calls, {upstream} upstream /user calls, cache-hit ratio {1 - upstream / requests:.4f}")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
+    if store_peak_rss:
+        print(f"store server peak RSS {store_peak_rss / 1024:.1f} MB ({args.revocations} revocations)")
     if store_ratios:
         print(f"verify_store/verify (roles_source = {args.store}, {args.revocations} revocations): median {statistics.median(store_ratios):.3f} "
               f"(range {min(store_ratios):.3f}-{max(store_ratios):.3f}); target >= 0.95: "
