@@ -305,6 +305,13 @@ async fn one_replica_on_sqlite_and_expired_entries_go() {
     cli(&cfg, &["revoke", "--subject", "jack", "--issuer", "site"], None);
     refused_everywhere(&[&server], &t).await;
     assert_eq!(verdict(&server, &t, "lenient").await, Ok(()), "scoped to its issuer");
+    // `authgate verify` checks the same revocations.
+    let out = authgate_command().arg("--config").arg(&cfg).args(["verify", &t]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token_revoked"));
+    let other = token("kim", |_| {});
+    let out = authgate_command().arg("--config").arg(&cfg).args(["verify", &other]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 
     // An entry past its expires_at is collected (and refuses nothing then).
     db.exec("INSERT INTO authgate_revocations (kind, subject, expires_at) VALUES ('subject', 'old', '2020-01-01T00:00:00.000000Z')")

@@ -291,7 +291,7 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let core = match crate::gate::Gate::from_config(&config) {
+        let core = match crate::gate::Gate::from_config_with_store(&config).await {
             Ok(core) => core,
             Err(errors) => {
                 eprint!("{errors}");

@@ -87,6 +87,31 @@ impl Gate {
         ))
     }
 
+    /// [`Gate::from_config`] with the user store when `[store]` is
+    /// configured (`authgate verify`): its roles, claims and revocations
+    /// apply, after waiting (up to the store timeout ×5) for it to be
+    /// current; if it is not, decisions that need it fail as the service's
+    /// would.
+    pub async fn from_config_with_store(config: &Config) -> Result<Self, ConfigErrors> {
+        let material = Material::build(config)?;
+        let metrics = Arc::new(Metrics::new());
+        let store = match &config.store {
+            None => None,
+            Some(s) => {
+                let store = crate::store::UserStore::open(s, metrics.clone())
+                    .map_err(|e| ConfigErrors(vec![format!("store: {e}")]))?;
+                // The tasks end with the command's runtime.
+                drop(store.start());
+                let deadline = tokio::time::Instant::now() + s.timeout * 5;
+                while !store.ready() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Some(store)
+            }
+        };
+        Ok(Self::new(config, &material.static_sets, metrics, &ReplayCache::for_config(config), store))
+    }
+
     /// Builds every issuer's verifier with the key sets parsed from
     /// `config` ([`Material::build`]), recording into `metrics`; accepted
     /// `x-nf-sign` values go to `replay` (which outlives reloads); roles
