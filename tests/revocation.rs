@@ -61,22 +61,8 @@ async fn verdict(server: &TestServer, token: &str, issuer: &str) -> Result<(), S
     }
 }
 
-async fn until<F: std::future::Future<Output = bool>>(
-    limit: Duration,
-    mut check: impl FnMut() -> F,
-) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
-}
-
 async fn wait_ready(server: &TestServer) {
-    let ok = until(Duration::from_secs(15), || async {
+    let ok = common::within(Duration::from_secs(15), || async {
         server.health("").await == tonic_health::pb::health_check_response::ServingStatus::Serving
     })
     .await;
@@ -104,7 +90,7 @@ fn cli(config: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
 async fn refused_everywhere(servers: &[&TestServer], token: &str) -> Duration {
     let started = Instant::now();
     for s in servers {
-        let took = until(Duration::from_secs(5), || async {
+        let took = common::within(Duration::from_secs(5), || async {
             verdict(s, token, "").await == Err("token_revoked".into())
         })
         .await;
@@ -267,7 +253,7 @@ async fn a_postgres_outage_fails_closed_then_recovers() {
     pg.stop_server();
     let stopped = Instant::now();
     assert_eq!(verdict(&server, &t, "").await, Ok(()), "serving on while the feed is fresh");
-    let failed = until(Duration::from_secs(5), || async {
+    let failed = common::within(Duration::from_secs(5), || async {
         verdict(&server, &t, "").await == Err("revocation_unavailable".into())
     })
     .await;
@@ -278,14 +264,16 @@ async fn a_postgres_outage_fails_closed_then_recovers() {
         Ok(()),
         "an issuer with on_stale_revocations = allow goes on"
     );
-    let unready = until(Duration::from_secs(2), || async {
+    let unready = common::within(Duration::from_secs(2), || async {
         server.health("").await == tonic_health::pb::health_check_response::ServingStatus::NotServing
     })
     .await;
     assert!(unready.is_some(), "not ready");
     pg.start_server();
     assert!(
-        until(Duration::from_secs(10), || async { verdict(&server, &t, "").await.is_ok() }).await.is_some()
+        common::within(Duration::from_secs(10), || async { verdict(&server, &t, "").await.is_ok() })
+            .await
+            .is_some()
     );
     wait_ready(&server).await;
     server.stop().await;
@@ -326,7 +314,7 @@ async fn one_replica_on_sqlite_and_expired_entries_go() {
             .unwrap()
     };
     assert_eq!(count(), 1);
-    let gone = until(Duration::from_secs(5), || async { count() == 0 }).await;
+    let gone = common::within(Duration::from_secs(5), || async { count() == 0 }).await;
     assert!(gone.is_some(), "expired entries are collected");
     server.stop().await;
 }

@@ -56,21 +56,6 @@ async fn verify(
     server.client().await.verify(req).await.map(|r| r.into_inner().identity.expect("identity"))
 }
 
-/// Polls until `check` holds, returning how long it took.
-async fn within<F: std::future::Future<Output = bool>>(
-    limit: Duration,
-    mut check: impl FnMut() -> F,
-) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
-}
-
 fn claims_json(id: &authgate::pb::Identity) -> Value {
     let fields = id.claims.as_ref().map(|s| s.fields.clone()).unwrap_or_default();
     fn value(v: &prost_types::Value) -> Value {
@@ -90,7 +75,7 @@ fn claims_json(id: &authgate::pb::Identity) -> Value {
 }
 
 async fn wait_ready(server: &TestServer) {
-    let ok = within(Duration::from_secs(10), || async {
+    let ok = common::within(Duration::from_secs(10), || async {
         server.health("").await == tonic_health::pb::health_check_response::ServingStatus::Serving
     })
     .await;
@@ -111,7 +96,7 @@ async fn app_roles_and_claims_reach_every_adapter_on_sqlite() {
     let id = verify(&server, &t, "site").await.expect("granted");
     assert_eq!(id.roles, Vec::<String>::new(), "roles_source = store ignores the token's roles");
     // The granted user gets a just-in-time row, in the background.
-    let seen = within(Duration::from_secs(3), || async { db.row("u-sqlite").await.is_some() }).await;
+    let seen = common::within(Duration::from_secs(3), || async { db.row("u-sqlite").await.is_some() }).await;
     assert!(seen.is_some(), "a just-in-time row appears");
     assert_eq!(db.row("u-sqlite").await, Some(("test@test.com".into(), false)));
 
@@ -119,7 +104,7 @@ async fn app_roles_and_claims_reach_every_adapter_on_sqlite() {
     db.set_roles("u-sqlite", &["editor"]).await;
     db.exec(r#"UPDATE authgate_users SET claims = '{"plan": "pro", "sub": "forged", "org": {"id": 7}}' WHERE subject = 'u-sqlite'"#)
         .await;
-    let took = within(Duration::from_secs(3), || async {
+    let took = common::within(Duration::from_secs(3), || async {
         let id = verify(&server, &t, "site").await.unwrap();
         id.roles == ["editor"] && claims_json(&id) == json!({"plan": "pro", "org": {"id": 7.0}})
     })
@@ -129,11 +114,11 @@ async fn app_roles_and_claims_reach_every_adapter_on_sqlite() {
 
     // roles_source = both: the union, on the `both` issuer's own row.
     verify(&server, &t, "both").await.unwrap();
-    within(Duration::from_secs(3), || async { db.snapshot().await.contains("both,u-sqlite") })
+    common::within(Duration::from_secs(3), || async { db.snapshot().await.contains("both,u-sqlite") })
         .await
         .expect("row");
     db.set_roles_of("both", "u-sqlite", &["editor"]).await;
-    let union = within(Duration::from_secs(3), || async {
+    let union = common::within(Duration::from_secs(3), || async {
         verify(&server, &t, "both").await.unwrap().roles == ["member", "admin", "editor"]
     })
     .await;
@@ -215,7 +200,7 @@ async fn replicas_on_one_postgres_follow_the_app_and_survive_a_lost_notification
     wait_ready(&b).await;
     let t = token("u-pg");
     verify(&a, &t, "site").await.unwrap();
-    within(Duration::from_secs(3), || async { db.row("u-pg").await.is_some() })
+    common::within(Duration::from_secs(3), || async { db.row("u-pg").await.is_some() })
         .await
         .expect("just-in-time row");
     // Both replicas have the row cached now.
@@ -227,7 +212,7 @@ async fn replicas_on_one_postgres_follow_the_app_and_survive_a_lost_notification
         let started = Instant::now();
         db.set_roles("u-pg", &[&role]).await;
         for server in [&a, &b] {
-            let ok = within(Duration::from_secs(5), || async {
+            let ok = common::within(Duration::from_secs(5), || async {
                 verify(server, &t, "site").await.unwrap().roles == [role.as_str()]
             })
             .await;
@@ -247,7 +232,7 @@ async fn replicas_on_one_postgres_follow_the_app_and_survive_a_lost_notification
     let started = Instant::now();
     db.set_roles("u-pg", &["after-loss"]).await;
     for server in [&a, &b] {
-        let ok = within(Duration::from_secs(5), || async {
+        let ok = common::within(Duration::from_secs(5), || async {
             verify(server, &t, "site").await.unwrap().roles == ["after-loss"]
         })
         .await;
@@ -284,7 +269,7 @@ async fn a_store_outage_fails_closed_after_max_staleness_then_recovers() {
     assert_eq!(common::webhook::send(hook, "both", "login", &u).await.0, 204);
 
     // After max_staleness (2s): store_unavailable, not ready.
-    let failed = within(Duration::from_secs(5), || async {
+    let failed = common::within(Duration::from_secs(5), || async {
         verify(&server, &t, "site")
             .await
             .err()
@@ -298,7 +283,7 @@ async fn a_store_outage_fails_closed_after_max_staleness_then_recovers() {
         "not before max_staleness: {:?}",
         stopped.elapsed()
     );
-    let unready = within(Duration::from_secs(2), || async {
+    let unready = common::within(Duration::from_secs(2), || async {
         server.health("").await == tonic_health::pb::health_check_response::ServingStatus::NotServing
     })
     .await;
@@ -306,7 +291,8 @@ async fn a_store_outage_fails_closed_after_max_staleness_then_recovers() {
 
     // Recovery is automatic.
     pg.start_server();
-    let back = within(Duration::from_secs(10), || async { verify(&server, &t, "site").await.is_ok() }).await;
+    let back =
+        common::within(Duration::from_secs(10), || async { verify(&server, &t, "site").await.is_ok() }).await;
     assert!(back.is_some(), "recovers");
     wait_ready(&server).await;
     server.stop().await;
@@ -346,7 +332,7 @@ negative_cache_ttl = "0s"
     let t = gotrue_token(&claims, hosted);
     verify(&server, &t, "").await.expect("granted by GoTrue");
     // The /user answer (with its updated_at) fills the row.
-    let filled = within(Duration::from_secs(3), || async {
+    let filled = common::within(Duration::from_secs(3), || async {
         db.snapshot().await.contains(
             "hosted,6d2f5d4e-8f0a-4c59-9d1e-2b7a4c3e9f10,hosted@example.com,,2026-01-01T00:00:00.000000Z",
         )
@@ -359,7 +345,8 @@ negative_cache_ttl = "0s"
     claims["exp"] = (common::now() + 1800).into();
     let err = verify(&server, &gotrue_token(&claims, hosted), "").await.unwrap_err();
     assert_eq!(reason(&err).as_deref(), Some("user_not_found"));
-    let deleted = within(Duration::from_secs(3), || async { db.row(sub).await.is_some_and(|r| r.1) }).await;
+    let deleted =
+        common::within(Duration::from_secs(3), || async { db.row(sub).await.is_some_and(|r| r.1) }).await;
     assert!(deleted.is_some(), "user_not_found marks the row deleted");
     server.stop().await;
 }

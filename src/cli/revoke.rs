@@ -2,13 +2,12 @@
 //! entries in the user store, which every replica applies through the
 //! change feed.
 
+use super::users::{backend, block_on};
 use crate::config::Config;
 use crate::gate::revocation::RevokeSpec;
 use crate::store::revocations::NewRevocation;
-use crate::store::{Backend, StoreError};
 use clap::Args;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// `authgate revoke`: exactly one of `--subject`, `--jti`, `--token`,
 /// `--issuer-wide`.
@@ -55,28 +54,6 @@ pub enum RevocationsCommand {
         /// The entry's id.
         id: i64,
     },
-}
-
-fn backend(config: &Config) -> Result<Arc<dyn Backend>, ExitCode> {
-    let Some(store) = &config.store else {
-        eprintln!("no [store] is configured (set [store] url, or AUTHGATE_STORE_URL)");
-        return Err(ExitCode::from(2));
-    };
-    crate::store::open(store).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(2)
-    })
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-        eprintln!("cannot start the async runtime: {e}");
-        ExitCode::FAILURE
-    })?;
-    runtime.block_on(f).map_err(|e| {
-        eprintln!("store error: {e}");
-        ExitCode::from(3)
-    })
 }
 
 fn parse_time(v: &str) -> Option<i64> {

@@ -70,7 +70,8 @@ pub enum StoreCommand {
     Migrate,
 }
 
-fn backend(config: &Config) -> Result<Arc<dyn Backend>, ExitCode> {
+/// The configured store's backend, or the exit code of why not.
+pub(super) fn backend(config: &Config) -> Result<Arc<dyn Backend>, ExitCode> {
     let Some(store) = &config.store else {
         eprintln!("no [store] is configured (set [store] url, or AUTHGATE_STORE_URL)");
         return Err(ExitCode::from(2));
@@ -81,7 +82,10 @@ fn backend(config: &Config) -> Result<Arc<dyn Backend>, ExitCode> {
     })
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, ExitCode> {
+/// Runs one store call on a fresh runtime; a store error is exit 3.
+pub(super) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
         eprintln!("cannot start the async runtime: {e}");
         ExitCode::FAILURE

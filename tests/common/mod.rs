@@ -542,3 +542,19 @@ pub async fn scrape(http: SocketAddr) -> Vec<Value> {
     assert_eq!(status, 200, "{head}");
     parse_metrics(&body)
 }
+
+/// Polls `check` every 5 ms until it holds (how long it took) or `limit`
+/// passes (`None`).
+pub async fn within<F: std::future::Future<Output = bool>>(
+    limit: std::time::Duration,
+    mut check: impl FnMut() -> F,
+) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    None
+}
