@@ -405,6 +405,30 @@ mod tests {
         }
     }
 
+    /// The proto's `enum Reason` names exactly the reasons the server
+    /// returns: clients generate their constants from it.
+    #[test]
+    fn the_proto_reason_enum_is_the_error_table() {
+        let reasons: Vec<&str> = AuthError::examples().iter().map(AuthError::reason).collect();
+        for r in &reasons {
+            let name = format!("REASON_{}", r.to_uppercase());
+            assert!(
+                crate::pb::Reason::from_str_name(&name).is_some(),
+                "auth.proto's enum Reason lacks {name}"
+            );
+        }
+        let mut n = 1;
+        while let Ok(value) = crate::pb::Reason::try_from(n) {
+            let name = value.as_str_name().trim_start_matches("REASON_").to_lowercase();
+            assert!(
+                reasons.contains(&name.as_str()),
+                "enum Reason value {n} ({name}) is not a reason the server returns"
+            );
+            n += 1;
+        }
+        assert_eq!(n as usize - 1, reasons.len(), "every reason has a number, none twice");
+    }
+
     #[test]
     fn codes_follow_the_contract() {
         for e in AuthError::examples() {
