@@ -100,4 +100,9 @@ pub mod pb {
     /// Encoded descriptors of `proto/` (and its imports), for reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/authgate_descriptor.bin"));
+
+    /// Encoded descriptors of Envoy's `envoy.service.auth.v3.Authorization`
+    /// (and its imports), compiled from the protos envoy-types ships.
+    pub const ENVOY_AUTH_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/envoy_auth_descriptor.bin"));
 }

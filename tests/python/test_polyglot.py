@@ -103,7 +103,18 @@ def main():
             stub = reflection_pb2_grpc.ServerReflectionStub(ch)
             resp = next(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
             names = {s.name for s in resp.list_services_response.service}
-        assert "authgate.v1.AuthService" in names and "grpc.health.v1.Health" in names, names
+            want = {"authgate.v1.AuthService", "authgate.v1.AdminService", "envoy.service.auth.v3.Authorization",
+                    "grpc.health.v1.Health"}
+            assert want <= names, names
+            # Each is described: its file and every file it imports.
+            from google.protobuf import descriptor_pb2
+            for service in sorted(want):
+                req = reflection_pb2.ServerReflectionRequest(file_containing_symbol=service)
+                resp = next(stub.ServerReflectionInfo(iter([req])))
+                files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                         for b in resp.file_descriptor_response.file_descriptor_proto]
+                described = {f"{f.package}.{s.name}" for f in files for s in f.service}
+                assert service in described, (service, [f.name for f in files])
 
     case("valid token gives the identity", valid_identity)
     case("nf_jwt cookie with a required role", cookie_header)
@@ -119,7 +130,7 @@ def main():
     case("the example CLI, token on stdin", cli_reads_stdin)
     case("health SERVING", health_serving)
     case("health NOT_FOUND for unknown services", health_unknown_service)
-    case("reflection lists the services", reflection_lists_service)
+    case("reflection lists and describes all four services", reflection_lists_service)
 
     failed = [(n, e) for n, e in results if e]
     for name, err in results:
