@@ -97,3 +97,51 @@ fn slugs_follow_github() {
     );
     assert_eq!(slug(" Netlify signed proxy (`x-nf-sign`)"), "netlify-signed-proxy-x-nf-sign");
 }
+
+/// Every key of the config model, as `section.key`, `list[].key` or
+/// `section.map.<name>.key`.
+fn schema_keys(node: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(props) = node.get("properties").and_then(|p| p.as_object()) else { return };
+    for (k, v) in props {
+        let items = v.get("items");
+        if v.get("properties").is_some() {
+            schema_keys(v, &format!("{prefix}{k}."), out);
+        } else if let Some(items) = items.filter(|i| i.get("properties").is_some()) {
+            schema_keys(items, &format!("{prefix}{k}[]."), out);
+        } else if let Some(map) = v.get("additionalProperties").filter(|a| a.get("properties").is_some()) {
+            schema_keys(map, &format!("{prefix}{k}.<name>."), out);
+        } else {
+            out.push(format!("{prefix}{k}"));
+        }
+    }
+}
+
+/// docs/configuration.md names every key the reader accepts: in full
+/// (`` `server.grpc_addr` ``), or as a sibling on a row that names its
+/// section (`` `issuers[].secret` / `secret_file` ``).
+#[test]
+fn the_configuration_reference_is_complete() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+    let mut keys = Vec::new();
+    schema_keys(&authgate::config::schema(), "", &mut keys);
+    assert!(keys.len() > 100, "the schema walk found {} keys", keys.len());
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| {
+            let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key.as_str()));
+            let full = format!("`{key}`");
+            let sibling = format!("`{leaf}`");
+            let section = format!("`{section}.");
+            // jwks and caller issuers share the issuers' keys.
+            let as_issuer = key.replace("caller_issuers[].", "issuers[].");
+            !doc.contains(&full)
+                && !doc.contains(&format!("`{as_issuer}`"))
+                && !doc.lines().any(|l| {
+                    (l.contains(&section) || l.contains(&section.replace("caller_issuers[]", "issuers[]")))
+                        && (l.contains(&sibling) || l.contains(&format!("/ `{leaf}`")))
+                })
+        })
+        .collect();
+    assert!(missing.is_empty(), "docs/configuration.md lacks: {missing:?}");
+}

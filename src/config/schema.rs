@@ -25,6 +25,7 @@ name = "a"
 [edge.routes.r]
 [tracing]
 [tls]
+[store]
 [access]
 [[callers]]
 name = "c"
@@ -36,6 +37,9 @@ name = "n"
 kind = "netlify_identity"
 [[issuers]]
 name = "j"
+kind = "jwks"
+[[caller_issuers]]
+name = "c"
 kind = "jwks"
 "#;
 
