@@ -347,3 +347,66 @@ fn a_closed_stdout_is_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// Dev mode cannot confuse: `authgate token` says when it made a secret no
+/// server has; the banner's suggested command, run as printed, mints a
+/// token that this server's `authgate verify` accepts; `authgate jwks`
+/// prints the running dev server's keys (and says when none runs).
+#[test]
+fn dev_mode_banner_token_and_jwks_agree_with_the_server() {
+    use std::io::BufRead;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let first = authgate(elsewhere.path()).args(["token"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("created a new dev secret"),
+        "a new secret is announced"
+    );
+    let second = authgate(elsewhere.path()).args(["token"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&second.stderr).contains("created"), "an existing one is used quietly");
+
+    let dir = tempfile::tempdir().unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let no_server = authgate(dir.path()).args(["--http-addr", &http.to_string(), "jwks"]).output().unwrap();
+    assert_eq!(no_server.status.code(), Some(3), "no dev server: says so");
+    let mut server = authgate(dir.path())
+        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", &http.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut suggested = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if line.trim_start().starts_with("cd ") && line.contains(" verify") {
+            suggested = Some(line.trim().to_string());
+            break;
+        }
+    }
+    let suggested = suggested.expect("the banner suggests a command");
+    // Run exactly as printed, from an unrelated directory.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&suggested)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let jwks_cmd =
+        authgate(elsewhere.path()).args(["--http-addr", &http.to_string(), "jwks"]).output().unwrap();
+    let served: serde_json::Value = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        s.write_all(b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        serde_json::from_str(raw.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{suggested}: {}", String::from_utf8_lossy(&out.stderr));
+    let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(identity["issuer"], "dev");
+    assert_eq!(identity["roles"], serde_json::json!(["admin"]));
+    assert!(jwks_cmd.status.success(), "{}", String::from_utf8_lossy(&jwks_cmd.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&jwks_cmd.stdout).unwrap();
+    assert_eq!(printed, served, "authgate jwks prints what the server serves");
+}

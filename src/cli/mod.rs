@@ -161,7 +161,7 @@ pub fn run(cli: Cli) -> ExitCode {
         _ => {}
     }
     let offline = matches!(cli.command, Some(Command::CheckConfig { offline: true }));
-    let config = match load_config(&cli.global, offline) {
+    let config = match load_config(&cli.global, offline, cli.command.as_ref()) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{errors}");
@@ -202,12 +202,27 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The config from the flags, the process environment and the files they
 /// name; the same at start and on every reload.
-fn load_config(global: &Global, offline: bool) -> Result<Config, crate::config::ConfigErrors> {
+fn load_config(
+    global: &Global,
+    offline: bool,
+    command: Option<&Command>,
+) -> Result<Config, crate::config::ConfigErrors> {
     let env = |k: &str| std::env::var(k).ok();
     let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let zero_config = global.config.is_none() && env(crate::config::ENV_CONFIG).is_none();
     if zero_config && !offline && env(crate::config::ENV_DEV_SECRET).is_none() {
-        crate::config::create_dev_secret(&workdir).map_err(|e| crate::config::ConfigErrors(vec![e]))?;
+        let created =
+            crate::config::create_dev_secret(&workdir).map_err(|e| crate::config::ConfigErrors(vec![e]))?;
+        if created && !matches!(command, None | Some(Command::Serve)) {
+            // A token signed with a secret no server has is the classic
+            // dev-mode trap: say so instead of failing later with
+            // `bad_signature`.
+            eprintln!(
+                "authgate: created a new dev secret at {}; a dev server started in another directory will \
+                 not accept tokens signed with it (run this command where the server runs)",
+                workdir.join(crate::config::DEV_SECRET_PATH).display()
+            );
+        }
     }
     Config::load(&Inputs {
         config_path: global.config.clone(),
@@ -326,6 +341,9 @@ fn verify(config: Config, args: VerifyArgs) -> ExitCode {
 }
 
 fn jwks(config: &Config) -> ExitCode {
+    if let Mode::Dev { .. } = config.mode {
+        return dev_jwks(config);
+    }
     let Some(exchange) = &config.exchange else {
         eprintln!("no [exchange] signing keys are configured");
         return ExitCode::from(2);
@@ -338,6 +356,31 @@ fn jwks(config: &Config) -> ExitCode {
         Err(errors) => {
             eprint!("{}", crate::config::ConfigErrors(errors));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Dev mode's Exchange key is made afresh at each start, so the keys to
+/// print are the running dev server's: asked of it, at its HTTP address.
+fn dev_jwks(config: &Config) -> ExitCode {
+    let url = format!("http://{}/.well-known/jwks.json", config.http_addr);
+    let fetched = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| {
+        rt.block_on(async {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+            client.get(&url).send().await?.error_for_status()?.text().await
+        })
+    });
+    match fetched {
+        Ok(Ok(jwks)) => {
+            outln!("{}", jwks.trim_end());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!(
+                "no dev server answers at {url}: dev mode makes its Exchange key at each start, so start \
+                 `authgate` (with the same --http-addr) and run this again"
+            );
+            ExitCode::from(3)
         }
     }
 }
@@ -363,7 +406,7 @@ fn sighup_reloader(global: Global) -> Option<crate::app::Reloader> {
         }
     });
     Some(crate::app::Reloader {
-        load: Box::new(move || load_config(&global, false)),
+        load: Box::new(move || load_config(&global, false, Some(&Command::Serve))),
         requests: rx,
         trigger: tx_watch,
     })
@@ -422,15 +465,20 @@ async fn serve_on_runtime(config: Config, global: Global) -> ExitCode {
 fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &crate::app::Listeners) {
     let grpc = listeners.grpc_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.grpc_addr.to_string());
     let http = listeners.http_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.http_addr.to_string());
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "authgate".into());
+    let dir = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
+    // A path with a space would split the suggested command.
+    let quote = |s: String| if s.contains(' ') { format!("'{s}'") } else { s };
+    let (exe, dir) = (quote(exe), quote(dir));
     outln!(
         "authgate: zero-config dev mode (no --config / AUTHGATE_CONFIG given)
   issuer `dev`: GoTrue-shaped HS256 tokens, secret from {secret_origin}
   gRPC  {grpc}  (authgate.v1.AuthService, grpc.health.v1, reflection)
   HTTP  http://{http}/healthz  /readyz
 
-Try it from another terminal (scripts/test.sh creates .venv with the Python client's packages):
-  cargo run -q --release -- token --email you@example.com --role admin \\
-    | .venv/bin/python clients/python/verify.py --addr {grpc}
+Mint a token for this server and check it, from any terminal (the secret is this directory's):
+  cd {dir} && {exe} token --email you@example.com --role admin | {exe} verify
+Clients: clients/python, clients/node, clients/go (the README's examples), --addr {grpc}
 "
     );
 }

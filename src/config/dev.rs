@@ -97,18 +97,19 @@ fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
 /// unless it exists, so that `authgate token` and the server agree on the
 /// dev issuer's secret. The command line calls it before loading a
 /// zero-config setup without `AUTHGATE_DEV_SECRET`.
-pub fn create_dev_secret(workdir: &Path) -> Result<(), String> {
+/// `Ok(true)` when it was created now.
+pub fn create_dev_secret(workdir: &Path) -> Result<bool, String> {
     let path = workdir.join(DEV_SECRET_PATH);
     if path.exists() {
-        return Ok(());
+        return Ok(false);
     }
     use base64::Engine;
     let raw: [u8; 32] = rand::random();
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
     match write_private(&path, text.as_bytes()) {
         // Another process created it first: theirs is the secret.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other.map_err(|e| format!("cannot create {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        other => other.map(|()| true).map_err(|e| format!("cannot create {}: {e}", path.display())),
     }
 }
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
