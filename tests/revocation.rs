@@ -209,7 +209,8 @@ async fn revocations_reach_every_replica_on_postgres() {
     assert_eq!(reason(&anonymous).as_deref(), Some("caller_unauthenticated"));
     let stranger = admin(Some("spiffe://test/someone-else")).await.expect_err("not named");
     assert_eq!(reason(&stranger).as_deref(), Some("caller_not_allowed"));
-    let created = admin(Some("spiffe://test/ops")).await.expect("ops may revoke").into_inner();
+    let created =
+        admin(Some("spiffe://test/ops")).await.expect("ops may revoke").into_inner().revocation.unwrap();
     assert_eq!((created.kind.as_str(), created.created_by.as_str()), ("subject", "ops"));
     latencies.push(refused_everywhere(&others, &kate).await);
 

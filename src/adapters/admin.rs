@@ -82,7 +82,10 @@ fn unavailable(e: crate::store::StoreError) -> Status {
 
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for AdminGrpc {
-    async fn revoke(&self, request: Request<pb::RevokeRequest>) -> Result<Response<pb::Revocation>, Status> {
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
         let caller = self.admit(&request, "authgate.v1.AdminService/Revoke").await?;
         let store = self.store()?;
         let req = request.into_inner();
@@ -102,7 +105,7 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
         let new = entry(&config, spec, crate::core::claims::unix_now()).map_err(Status::invalid_argument)?;
         let created = store.backend().revoke(&new).await.map_err(unavailable)?;
         tracing::info!(id = created.id, kind = created.kind.as_str(), caller, "revocation added");
-        Ok(Response::new(to_pb(created)))
+        Ok(Response::new(pb::RevokeResponse { revocation: Some(to_pb(created)) }))
     }
 
     async fn list_revocations(
