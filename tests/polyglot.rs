@@ -95,25 +95,23 @@ async fn node_grpc_js_client() {
 /// proto/ with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, in
 /// GOPATH mode (no module downloads), and returns the binary.
 fn build_go_client(dir: &std::path::Path) -> PathBuf {
-    let pkg = dir.join("src/authgate.example");
-    std::fs::create_dir_all(pkg.join("gen")).unwrap();
-    std::fs::create_dir_all(pkg.join("verify")).unwrap();
-    std::fs::copy(repo_root().join("clients/go/main.go"), pkg.join("verify/main.go")).unwrap();
-    let m = "Mauthgate/v1/auth.proto=authgate.example/gen/authgate/v1";
-    let gen_dir = pkg.join("gen");
+    // The stubs go where the proto's go_package says (import paths match
+    // what a module user writes); the example beside them.
+    let src = dir.join("src");
+    let pkg = src.join("github.com/authgate/authgate");
+    std::fs::create_dir_all(pkg.join("clients/go/verify")).unwrap();
+    std::fs::copy(repo_root().join("clients/go/main.go"), pkg.join("clients/go/verify/main.go")).unwrap();
     let protoc = Command::new("protoc")
         .current_dir(repo_root().join("proto"))
-        .arg(format!("--go_out={}", gen_dir.display()))
-        .args(["--go_opt=paths=source_relative", &format!("--go_opt={m}")])
-        .arg(format!("--go-grpc_out={}", gen_dir.display()))
-        .args(["--go-grpc_opt=paths=source_relative", &format!("--go-grpc_opt={m}")])
+        .arg(format!("--go_out={}", src.display()))
+        .arg(format!("--go-grpc_out={}", src.display()))
         .arg("authgate/v1/auth.proto")
         .output()
         .expect("protoc (scripts/go-env.sh installs it)");
     assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
     let bin = dir.join("verify-go");
     let build = Command::new("go")
-        .current_dir(pkg.join("verify"))
+        .current_dir(pkg.join("clients/go/verify"))
         .args(["build", "-o"])
         .arg(&bin)
         .arg(".")

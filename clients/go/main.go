@@ -6,7 +6,9 @@
 //
 // Prints the identity as JSON and exits 0, or prints the gRPC code and
 // authgate's reason (from the google.rpc.ErrorInfo detail) and exits 1.
-// Stubs: protoc --go_out --go-grpc_out from ../../proto (see tests/polyglot.rs).
+// Stubs: protoc --go_out --go-grpc_out from ../../proto, at the proto's
+// go_package path github.com/authgate/authgate/gen/go/authgate/v1 (see
+// tests/polyglot.rs).
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	authgatev1 "authgate.example/gen/authgate/v1"
+	authgatev1 "github.com/authgate/authgate/gen/go/authgate/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
