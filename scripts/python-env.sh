@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Creates or updates .venv with tests/python/requirements.txt. Idempotent:
-# reinstalls only when the requirements file changes.
+# Creates or updates .venv with tests/python/requirements.txt and the
+# authgate-client package (clients/python). Idempotent: reinstalls only when
+# the requirements, the package or the proto change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 req=tests/python/requirements.txt
 stamp=.venv/.requirements.sha256
-want=$(sha256sum "$req" | cut -d' ' -f1)
+# The client package is installed too, and again whenever it or the proto changes.
+want=$(cat "$req" clients/python/pyproject.toml clients/python/setup.py clients/python/authgate_client/*.py \
+  proto/authgate/v1/auth.proto | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -20,4 +23,5 @@ if ! python3 -m venv .venv 2>/dev/null; then
   fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
+.venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps ./clients/python
 echo "$want" > "$stamp"

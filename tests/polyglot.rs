@@ -36,6 +36,31 @@ async fn python_grpcio_client() {
     assert!(stdout.contains("14 passed, 0 failed"), "{stdout}");
 }
 
+/// The Python package (`pip install ./clients/python`, done by
+/// scripts/python-env.sh): stubs built with the package, sync and asyncio
+/// clients, typed denials, ASGI and WSGI middleware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_package() {
+    let server = TestServer::start(&standard_config()).await;
+    let python = python();
+    let script = repo_root().join("tests/python/test_client_package.py");
+    let addr = server.grpc.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(["--addr", &addr, "--secret", SECRET])
+            .current_dir(std::env::temp_dir())
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python package failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+}
+
 /// Runs an example client CLI (`program prefix... [role-flag role] token`)
 /// against a server: a granted token prints the identity as JSON; denials
 /// exit 1 and print the gRPC code and authgate's reason.
