@@ -116,6 +116,31 @@ async fn node_grpc_js_client() {
     assert_example_client(&server, "node".into(), prefix, "--role").await;
 }
 
+/// The Node package (clients/node: index.js, index.d.ts): promise API,
+/// typed Denied with the generated Reason, Express and Fastify middleware.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_client_package() {
+    let server = TestServer::start(&standard_config()).await;
+    let mut claims = common::gotrue_claims();
+    claims["exp"] = (common::now() + 600).into();
+    let good = common::gotrue_token(&claims, SECRET);
+    let forged = common::gotrue_token(&claims, "another-secret-0123456789abcdef");
+    let script = repo_root().join("tests/node/client_package.cjs");
+    let addr = server.grpc.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(script)
+            .args(["--addr", &addr, "--good", &good, "--forged", &forged])
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "node package failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
+}
+
 /// Builds clients/go (the README's Go example) against stubs generated from
 /// proto/ with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, in
 /// GOPATH mode (no module downloads), and returns the binary.
