@@ -145,12 +145,24 @@ async fn node_client_package() {
 /// proto/ with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, in
 /// GOPATH mode (no module downloads), and returns the binary.
 fn build_go_client(dir: &std::path::Path) -> PathBuf {
-    // The stubs go where the proto's go_package says (import paths match
-    // what a module user writes); the example beside them.
+    go_build(dir, "clients/go/verify", "verify-go")
+}
+
+/// A GOPATH under `dir` with the stubs where the proto's go_package says
+/// (import paths match what a module user writes), the example
+/// (`clients/go/verify`), the package (`clients/go/authgate`) and its check
+/// program (`tests/go/package_check`); builds `target` into `dir/<bin>`.
+fn go_build(dir: &std::path::Path, target: &str, bin: &str) -> PathBuf {
     let src = dir.join("src");
     let pkg = src.join("github.com/authgate/authgate");
-    std::fs::create_dir_all(pkg.join("clients/go/verify")).unwrap();
-    std::fs::copy(repo_root().join("clients/go/main.go"), pkg.join("clients/go/verify/main.go")).unwrap();
+    for (from, to) in [
+        ("clients/go/main.go", "clients/go/verify/main.go"),
+        ("clients/go/authgate/authgate.go", "clients/go/authgate/authgate.go"),
+        ("tests/go/package_check/main.go", "tests/go/package_check/main.go"),
+    ] {
+        std::fs::create_dir_all(pkg.join(to).parent().unwrap()).unwrap();
+        std::fs::copy(repo_root().join(from), pkg.join(to)).unwrap();
+    }
     let protoc = Command::new("protoc")
         .current_dir(repo_root().join("proto"))
         .arg(format!("--go_out={}", src.display()))
@@ -159,9 +171,9 @@ fn build_go_client(dir: &std::path::Path) -> PathBuf {
         .output()
         .expect("protoc (scripts/go-env.sh installs it)");
     assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
-    let bin = dir.join("verify-go");
+    let bin = dir.join(bin);
     let build = Command::new("go")
-        .current_dir(pkg.join("clients/go/verify"))
+        .current_dir(pkg.join(target))
         .args(["build", "-o"])
         .arg(&bin)
         .arg(".")
@@ -173,6 +185,30 @@ fn build_go_client(dir: &std::path::Path) -> PathBuf {
         .expect("go (scripts/go-env.sh installs it)");
     assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
     bin
+}
+
+/// The Go package (clients/go/authgate): Verify, a typed *Denied with the
+/// proto's Reason, and the net/http middleware, through a check program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_client_package() {
+    let server = TestServer::start(&standard_config()).await;
+    let mut claims = common::gotrue_claims();
+    claims["exp"] = (common::now() + 600).into();
+    let good = common::gotrue_token(&claims, SECRET);
+    let forged = common::gotrue_token(&claims, "another-secret-0123456789abcdef");
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let addr = server.grpc.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let bin = go_build(&dir_path, "tests/go/package_check", "package-check");
+        Command::new(bin).args(["-addr", &addr, "-good", &good, "-forged", &forged]).output()
+    })
+    .await
+    .unwrap()
+    .expect("run the Go check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "go package failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
 }
 
 /// The README's Go example (clients/go/main.go) against the server, in
