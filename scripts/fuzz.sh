@@ -17,7 +17,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(jws credential forward_auth_headers check_request keyset nf_sign config)
+  targets=(jws credential forward_auth_headers check_request keyset nf_sign config webhook)
 fi
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -85,6 +85,7 @@ pub mod testing {
     pub use crate::core::jws::{CompactJws, signature_buffer};
     pub use crate::gate::edge::{client_address, header_value, strip_cookies};
     pub use crate::gate::live::{Generation, Live};
+    pub use crate::gate::webhook::{inspect as inspect_webhook, sign as sign_webhook};
     pub use crate::gate::{Gate, VerifyInput};
     pub use crate::keys::public::KeySet;
     pub use crate::keys::ring::generate_pkcs8_pem;

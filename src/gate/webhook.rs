@@ -126,22 +126,12 @@ impl Webhooks {
         if let Err(why) = verify_signature(hook, signature, body, unix_now()) {
             return unauthorized(why);
         }
-        let bad = |why: &'static str| (None, WebhookOutcome::BadRequest, WebhookAnswer::error(400, why));
-        let Ok(mut event) = strict_object(body) else { return bad("the body is not one JSON object") };
-        let Some(kind) = event.get("event").and_then(Value::as_str).map(str::to_string) else {
-            return bad("the body has no event");
-        };
-        let Some(kind) = EventKind::parse(&kind) else {
+        let (kind, fields) = match parse_event(&hook.issuer, body) {
+            Ok(Some(event)) => event,
             // An event added after this release: accepted and ignored, so
             // a signup or login never fails on it.
-            return (None, WebhookOutcome::Unchanged, WebhookAnswer::empty(204));
-        };
-        let Some(Value::Object(user)) = event.remove("user") else {
-            return bad("the body has no user object");
-        };
-        let fields = match NetlifyFields::from_gotrue_user(&hook.issuer, &user) {
-            Ok(f) => f,
-            Err(why) => return (Some(kind), WebhookOutcome::BadRequest, WebhookAnswer::error(400, why)),
+            Ok(None) => return (None, WebhookOutcome::Unchanged, WebhookAnswer::empty(204)),
+            Err((kind, why)) => return (kind, WebhookOutcome::BadRequest, WebhookAnswer::error(400, why)),
         };
         let Some(store) = &self.store else {
             return (Some(kind), WebhookOutcome::StoreError, WebhookAnswer::error(503, "no user store"));
@@ -194,6 +184,67 @@ impl Webhooks {
     }
 }
 
+/// What a verified body is: the event and its user, `None` for an event
+/// this release does not know; or why it is not one (with the event when
+/// that much was read).
+type Parsed = Result<Option<(EventKind, NetlifyFields)>, (Option<EventKind>, &'static str)>;
+
+/// A verified body as an event.
+fn parse_event(issuer: &str, body: &[u8]) -> Parsed {
+    let mut event = strict_object(body).map_err(|_| (None, "the body is not one JSON object"))?;
+    let Some(kind) = event.get("event").and_then(Value::as_str).map(str::to_string) else {
+        return Err((None, "the body has no event"));
+    };
+    let Some(kind) = EventKind::parse(&kind) else { return Ok(None) };
+    let Some(Value::Object(user)) = event.remove("user") else {
+        return Err((Some(kind), "the body has no user object"));
+    };
+    let fields = NetlifyFields::from_gotrue_user(issuer, &user).map_err(|why| (Some(kind), why))?;
+    Ok(Some((kind, fields)))
+}
+
+/// What a delivery to an issuer with `secret` (and `instance_id`) comes to
+/// before the store is touched: the event, `Ok(None)` for an unknown one,
+/// or why it is refused. For fuzzing.
+#[doc(hidden)]
+pub fn inspect(
+    secret: &[u8],
+    instance_id: Option<&str>,
+    signature: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<Option<EventKind>, &'static str> {
+    let hook = Hook {
+        issuer: "fuzz".into(),
+        config: WebhookConfig {
+            secret: crate::config::Secret::new(secret.to_vec()),
+            instance_id: instance_id.map(str::to_string),
+            max_age: std::time::Duration::from_secs(300),
+            on_store_error: OnStoreError::Deny,
+        },
+        key: HmacKeySet::new(&crate::config::Secret::new(secret.to_vec()), None),
+        leeway_secs: 30,
+    };
+    if body.len() > MAX_BODY_BYTES {
+        return Err("body too large");
+    }
+    verify_signature(&hook, signature, body, now)?;
+    parse_event(&hook.issuer, body).map(|e| e.map(|(k, _)| k)).map_err(|(_, why)| why)
+}
+
+/// A valid `x-webhook-signature` for `body` (what GoTrue sends), for fuzzing.
+#[doc(hidden)]
+pub fn sign(secret: &[u8], instance_id: &str, body: &[u8], iat: i64) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let claims = serde_json::json!({"iat": iat, "sub": instance_id, "iss": "gotrue", "sha256": hex});
+    let input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT"}"#), b64(claims.to_string().as_bytes()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    format!("{input}.{}", b64(aws_lc_rs::hmac::sign(&key, input.as_bytes()).as_ref()))
+}
+
 /// Checks the `x-webhook-signature` JWS over `body`; the error names the
 /// failed check (for a debug log line, never for the response).
 fn verify_signature(hook: &Hook, signature: &str, body: &[u8], now: i64) -> Result<(), &'static str> {
@@ -229,4 +280,45 @@ fn verify_signature(hook: &Hook, signature: &str, body: &[u8], now: i64) -> Resu
         return Err("sub is not the configured instance id");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_follows_the_signature_then_the_event() {
+        let secret = b"webhook-secret-0123456789abcdef";
+        let body = br#"{"event":"signup","user":{"id":"u1","updated_at":"2026-01-01T00:00:00Z"}}"#;
+        let now = 1_800_000_000;
+        let good = sign(secret, "i-1", body, now);
+        let cases: Vec<(&str, Result<Option<EventKind>, &str>)> = vec![
+            ("valid", inspect(secret, Some("i-1"), &good, body, now)),
+            ("other instance", inspect(secret, Some("i-2"), &good, body, now)),
+            ("other secret", inspect(b"another-secret-0123456789abcdef", None, &good, body, now)),
+            ("other body", inspect(secret, None, &good, b"{}", now)),
+            ("too old", inspect(secret, None, &good, body, now + 301)),
+            (
+                "unknown event",
+                inspect(
+                    secret,
+                    None,
+                    &sign(secret, "i", b"{\"event\":\"x\"}", now),
+                    b"{\"event\":\"x\"}",
+                    now,
+                ),
+            ),
+        ];
+        let want: Vec<Result<Option<EventKind>, &str>> = vec![
+            Ok(Some(EventKind::Signup)),
+            Err("sub is not the configured instance id"),
+            Err("signature does not verify with the webhook secret"),
+            Err("sha256 does not match the body"),
+            Err("iat is older than webhook_max_age"),
+            Ok(None),
+        ];
+        for ((what, got), want) in cases.into_iter().zip(want) {
+            assert_eq!(got, want, "{what}");
+        }
+    }
 }
