@@ -139,18 +139,7 @@ pub fn users(config: &Config, command: UsersCommand) -> ExitCode {
                 if block_on(db.user(&issuer, &subject))?.is_none() {
                     return Err(no_such_user());
                 }
-                let fields = NetlifyFields {
-                    issuer,
-                    subject,
-                    email: String::new(),
-                    provider: String::new(),
-                    app_metadata: Map::new(),
-                    user_metadata: Map::new(),
-                    created_at: None,
-                    confirmed_at: None,
-                    last_sign_in_at: None,
-                    updated_at: None,
-                };
+                let fields = NetlifyFields::bare(&issuer, &subject);
                 block_on(db.apply(&Change::Event(EventKind::UserDeleted, fields)))?;
             }
         }

@@ -129,6 +129,25 @@ pub struct NetlifyFields {
     pub updated_at: Option<Stamp>,
 }
 
+impl NetlifyFields {
+    /// Only who the user is: the rest empty (a deletion, a row about to be
+    /// filled from a token).
+    pub fn bare(issuer: &str, subject: &str) -> Self {
+        Self {
+            issuer: issuer.to_string(),
+            subject: subject.to_string(),
+            email: String::new(),
+            provider: String::new(),
+            app_metadata: Map::new(),
+            user_metadata: Map::new(),
+            created_at: None,
+            confirmed_at: None,
+            last_sign_in_at: None,
+            updated_at: None,
+        }
+    }
+}
+
 /// Largest `id` accepted from a webhook body.
 const MAX_ID_BYTES: usize = 255;
 

@@ -242,16 +242,11 @@ impl UserStore {
         }
         self.touched.insert(key(&identity.issuer, &identity.subject), ());
         self.queue(Change::Seen(NetlifyFields {
-            issuer: identity.issuer.to_string(),
-            subject: identity.subject.clone(),
             email: identity.email.clone(),
             provider: identity.provider.clone(),
             app_metadata: identity.app_metadata.clone(),
             user_metadata: identity.user_metadata.clone(),
-            created_at: None,
-            confirmed_at: None,
-            last_sign_in_at: None,
-            updated_at: None,
+            ..NetlifyFields::bare(&identity.issuer, &identity.subject)
         }));
     }
 

@@ -287,21 +287,9 @@ impl IntrospectVerifier {
             }
             // GoTrue verified the token before looking its user up, so
             // `sub` names a user that existed and is gone.
-            Err(AuthError::UserNotFound) => store.queue(Change::Event(
-                EventKind::UserDeleted,
-                NetlifyFields {
-                    issuer: self.name.to_string(),
-                    subject: sub.to_string(),
-                    email: String::new(),
-                    provider: String::new(),
-                    app_metadata: serde_json::Map::new(),
-                    user_metadata: serde_json::Map::new(),
-                    created_at: None,
-                    confirmed_at: None,
-                    last_sign_in_at: None,
-                    updated_at: None,
-                },
-            )),
+            Err(AuthError::UserNotFound) => {
+                store.queue(Change::Event(EventKind::UserDeleted, NetlifyFields::bare(&self.name, sub)))
+            }
             Err(_) => {}
         }
     }
