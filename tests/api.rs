@@ -63,3 +63,32 @@ fn a_renumbered_field_is_caught() {
     assert!(!ok, "a renumbered field passed: {report}");
     assert!(report.contains("subject"), "{report}");
 }
+
+/// Every service, rpc, message, enum and field of the proto has a comment
+/// (on the line before, or after it on its line): the proto is the API's
+/// reference.
+#[test]
+fn every_declaration_is_documented() {
+    let text = std::fs::read_to_string(repo_root().join("proto/authgate/v1/auth.proto")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut checked = 0;
+    let mut bare = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let s = line.trim();
+        let declaration = ["service ", "rpc ", "message ", "enum "].iter().any(|k| s.starts_with(k))
+            || (s.ends_with(';')
+                && s.contains(" = ")
+                && !s.starts_with("option ")
+                && !s.starts_with("REASON_"));
+        if !declaration {
+            continue;
+        }
+        checked += 1;
+        let previous = if i > 0 { lines[i - 1].trim() } else { "" };
+        if !previous.starts_with("//") && !s.contains("//") {
+            bare.push(format!("{}: {s}", i + 1));
+        }
+    }
+    assert!(checked > 80, "only {checked} declarations found");
+    assert!(bare.is_empty(), "undocumented:\n{}", bare.join("\n"));
+}
