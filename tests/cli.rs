@@ -169,7 +169,24 @@ fn verify_and_jwks_subcommands() {
             "{what}: token echoed"
         );
     }
-    let (code, out, err) = run(&["jwks"], None);
+    // With a config, `jwks` prints the public keys of [exchange] (dev mode
+    // asks its running server: dev_mode_banner_token_and_jwks_agree_with_the_server).
+    let cfg = dir.path().join("exchange.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[issuers]]\nname = \"n\"\nsecret = \"{}\"\n\n{}",
+            common::SECRET,
+            common::exchange_section(dir.path())
+        ),
+    )
+    .unwrap();
+    let out = authgate(dir.path()).arg("--config").arg(&cfg).arg("jwks").output().unwrap();
+    let (code, out, err) = (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr),
+    );
     assert_eq!(code, Some(0), "{err}");
     let jwks: serde_json::Value = serde_json::from_str(&out).unwrap();
     let key = &jwks["keys"][0];
