@@ -23,8 +23,6 @@ pub struct StoreView {
     pub roles: Option<Vec<String>>,
     /// `claims`, cleaned: an empty map when none.
     pub claims: Map<String, Value>,
-    /// The user is marked deleted.
-    pub deleted: bool,
     /// The last identity built from this view, and the verified identity
     /// it was built from: a repeated token (the verified-identity cache
     /// returns the same `Arc`) reuses it instead of copying the identity on
@@ -39,15 +37,7 @@ impl StoreView {
     pub fn from_row(row: Option<&UserRow>) -> (Self, Vec<(String, &'static str)>) {
         let Some(row) = row else { return (Self::default(), Vec::new()) };
         let (claims, omitted) = clean_claims(row.claims.as_ref());
-        (
-            Self {
-                roles: row.roles.clone(),
-                claims,
-                deleted: row.deleted_at.is_some(),
-                built: Mutex::default(),
-            },
-            omitted,
-        )
+        (Self { roles: row.roles.clone(), claims, built: Mutex::default() }, omitted)
     }
 
     /// The identity `build` makes from `base` and this view, built once per
