@@ -251,15 +251,19 @@ async fn a_postgres_outage_fails_closed_then_recovers() {
     let t = token("ivy", |_| {});
     assert_eq!(verdict(&server, &t, "").await, Ok(()));
     let Db::Postgres(pg) = &db else { unreachable!() };
-    pg.stop_server();
+    // Taken before the stop: the last successful sync is at most a poll
+    // interval (200ms) earlier, and pg_ctl's stop itself takes a while.
     let stopped = Instant::now();
+    pg.stop_server();
     assert_eq!(verdict(&server, &t, "").await, Ok(()), "serving on while the feed is fresh");
     let failed = common::within(Duration::from_secs(5), || async {
         verdict(&server, &t, "").await == Err("revocation_unavailable".into())
     })
     .await;
     assert!(failed.is_some(), "fails closed");
-    assert!(stopped.elapsed() >= Duration::from_millis(1700), "not before max_staleness");
+    // 2s of staleness counted from a sync up to one poll interval before the
+    // stop, with room for a poll delayed on a loaded machine.
+    assert!(stopped.elapsed() >= Duration::from_millis(1500), "not before max_staleness");
     assert_eq!(
         verdict(&server, &t, "lenient").await,
         Ok(()),
