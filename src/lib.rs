@@ -98,6 +98,9 @@ pub mod testing {
 pub mod pb {
     tonic::include_proto!("authgate.v1");
 
+    mod verify_response;
+    pub use verify_response::VerifyResponse;
+
     /// Encoded descriptors of `proto/` (and its imports), for reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/authgate_descriptor.bin"));

@@ -132,7 +132,7 @@ impl Authorization for ExtAuthz {
             None => client_address(&view.headers, generation.trusted_proxy_hops, None),
         };
         let mut decision = Decision::start(Adapter::ExtAuthz, client.as_deref(), cx.clone())
-            .with_caller(caller.or_else(|| generation.mesh_caller(xfcc.as_deref())));
+            .with_caller(caller.or_else(|| generation.mesh_caller(|| xfcc)));
         let result = match generation.callers.admit(&mut decision) {
             Err(e) => Err(e),
             Ok(name) => {

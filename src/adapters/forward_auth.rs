@@ -49,12 +49,12 @@ pub async fn handle(
         Ok(h) => h,
         Err(e) => return denial(&e),
     };
-    let peer = conn.as_ref().map(|c| c.0.peer.ip().to_string());
+    let peer = conn.as_ref().map(|c| c.0.peer_ip.clone());
     let client = client_address(&request_headers, generation.trusted_proxy_hops, peer.as_deref());
     let cx = crate::obs::traces::server_span("forward-auth", |k| request_headers.first(k));
-    let caller = conn.and_then(|c| c.0.certificate).or_else(|| {
-        generation.mesh_caller(request_headers.joined("x-forwarded-client-cert", ",").as_deref())
-    });
+    let caller = conn
+        .and_then(|c| c.0.certificate)
+        .or_else(|| generation.mesh_caller(|| request_headers.joined("x-forwarded-client-cert", ",")));
     let mut decision =
         Decision::start(Adapter::ForwardAuth, client.as_deref(), cx.clone()).with_caller(caller);
     let result = match generation.callers.admit(&mut decision) {

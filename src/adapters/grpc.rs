@@ -60,7 +60,7 @@ pub(crate) struct Call {
     pub(crate) generation: Arc<Generation>,
     pub(crate) cx: opentelemetry::Context,
     /// The TCP peer's address.
-    pub(crate) peer: Option<String>,
+    pub(crate) peer: Option<Arc<str>>,
     /// The caller's own token, from metadata.
     pub(crate) token: Option<String>,
     /// The caller's certificate identity (or, in trusted mesh mode, the
@@ -85,14 +85,8 @@ impl Call {
         let caller = conn
             .as_ref()
             .and_then(|c| c.certificate.clone())
-            .or_else(|| generation.mesh_caller(forwarded_client_cert(request.metadata()).as_deref()));
-        Call {
-            cx,
-            peer: conn.map(|c| c.peer.ip().to_string()),
-            token: caller_token(request),
-            caller,
-            generation,
-        }
+            .or_else(|| generation.mesh_caller(|| forwarded_client_cert(request.metadata())));
+        Call { cx, peer: conn.map(|c| c.peer_ip), token: caller_token(request), caller, generation }
     }
 }
 
@@ -126,9 +120,14 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         .await;
         decision.record(self.live.metrics(), result.as_ref().map(|v| &*v.identity));
         let verified = result?;
+        let identity = &verified.identity;
+        let encoded = identity
+            .encoded
+            .get_or_init(|| prost::Message::encode_to_vec(&pb::Identity::from(identity.as_ref())).into());
         Ok(Response::new(pb::VerifyResponse {
-            identity: Some(verified.identity.as_ref().into()),
+            identity: None,
             proxy: verified.proxy.map(Into::into),
+            encoded: Some(encoded),
         }))
     }
 

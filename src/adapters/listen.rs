@@ -156,7 +156,7 @@ impl Conn {
     }
 
     fn info(&self, certificate: Option<Arc<str>>) -> ConnInfo {
-        ConnInfo { peer: self.peer, certificate }
+        ConnInfo { peer_ip: self.peer.ip().to_string().into(), certificate }
     }
 }
 
@@ -231,8 +231,9 @@ async fn tls_handshake(
 /// an extension (tonic's connect info), HTTP requests too.
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
-    /// The TCP peer.
-    pub peer: SocketAddr,
+    /// The TCP peer's address as text, made once per connection rather
+    /// than on every request.
+    pub peer_ip: Arc<str>,
     /// The client certificate's identity ([`certificate_identity`]).
     pub certificate: Option<Arc<str>>,
 }

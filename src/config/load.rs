@@ -152,6 +152,9 @@ impl Config {
         let level = l
             .parsed(r, "level", Some(ENV_LOG_LEVEL), None, parse_log_filter)
             .unwrap_or_else(|| "info".to_string());
+        let queue_lines = l
+            .parsed(r, "queue_lines", None, None, |v| parse_bounded(v, 1024, 1 << 20))
+            .unwrap_or(DEFAULT_LOG_QUEUE_LINES);
         l.finish(r);
 
         let mut c = Section::new("cache", cache);
@@ -261,7 +264,7 @@ impl Config {
             tls,
             webhook_addr,
             store,
-            log: LogConfig { format, level },
+            log: LogConfig { format, level, queue_lines },
             cache,
             signed_proxy,
             exchange,

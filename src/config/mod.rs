@@ -93,6 +93,8 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default capacity of the verified-identity cache (entries; 0 disables).
 pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
+/// `[log] queue_lines` default: at ~300 bytes a line, about 2.5 MB when full.
+pub const DEFAULT_LOG_QUEUE_LINES: usize = 8192;
 /// Default longest life of a cached identity (never beyond the token's `exp`).
 pub const DEFAULT_CACHE_MAX_TTL: Duration = Duration::from_secs(300);
 /// Default leeway on `exp`/`nbf`.
@@ -149,6 +151,10 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `level`: a tracing filter, default `info`.
     pub level: String,
+    /// `queue_lines`: lines waiting for stderr, default 8192 (1024..=1048576).
+    /// Past three quarters full, granted decision lines are dropped; past
+    /// full, every line is (counted, and summarised once stderr catches up).
+    pub queue_lines: usize,
 }
 
 /// Verified-identity cache settings (`[cache]`).

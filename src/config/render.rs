@@ -46,7 +46,12 @@ impl Config {
             LogFormat::Human => "human",
             LogFormat::Json => "json",
         };
-        out.push_str(&format!("format = {}\nlevel = {}\n", q(format), q(&self.log.level)));
+        out.push_str(&format!(
+            "format = {}\nlevel = {}\nqueue_lines = {}\n",
+            q(format),
+            q(&self.log.level),
+            self.log.queue_lines
+        ));
         out.push_str(&format!(
             "\n[cache]\nmax_entries = {}\nmax_ttl = {}\n",
             self.cache.max_entries,

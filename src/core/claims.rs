@@ -139,6 +139,7 @@ impl Claims {
             jti,
             issued_at,
             claims: serde_json::Map::new(),
+            encoded: Default::default(),
         })
     }
 

@@ -37,6 +37,41 @@ pub struct Identity {
     /// The app's claims from the user store (issuers with
     /// `claims_from_store`); empty otherwise.
     pub claims: Map<String, Value>,
+    /// This identity as an adapter answers it, made on first use: a cached
+    /// identity is encoded once, not on every request that hits it.
+    pub encoded: Encoded,
+}
+
+/// An identity's encoded form (the gRPC adapter's `Identity` message), kept
+/// with the identity. A clone starts empty, so an identity copied and then
+/// changed (roles from the store, say) is never answered with the bytes of
+/// the one it was copied from; equality ignores it.
+#[derive(Default)]
+pub struct Encoded(std::sync::OnceLock<bytes::Bytes>);
+
+impl Encoded {
+    /// The bytes, made by `encode` the first time.
+    pub fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
+        self.0.get_or_init(encode).clone()
+    }
+}
+
+impl Clone for Encoded {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Encoded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() { "Encoded(..)" } else { "Encoded(-)" })
+    }
 }
 
 impl Identity {

@@ -9,7 +9,9 @@
 
 use crate::core::error::AuthError;
 use crate::core::identity::Identity;
+use crate::obs::logs::FieldValue as V;
 use crate::obs::metrics::{Adapter, Metrics};
+use crate::obs::sink::Priority;
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 use std::time::Instant;
@@ -95,41 +97,34 @@ impl<'c> Decision<'c> {
         let (adapter, client) = (self.adapter.as_str(), self.client);
         let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
         let (caller, store, revoked_by) = (self.caller.as_deref(), self.store, self.revoked_by);
-        match outcome {
-            Ok(identity) => {
-                let subject = identity.subject.as_str();
-                let (cache_hit, signed_proxy) = (self.cache_hit, self.signed_proxy);
-                tracing::info!(
-                    adapter,
-                    granted = true,
-                    issuer,
-                    subject,
-                    cache_hit,
-                    signed_proxy,
-                    store,
-                    audience,
-                    key_id,
-                    caller,
-                    client,
-                    trace_id,
-                    latency_us,
-                    "decision"
-                )
-            }
-            Err(e) => tracing::info!(
-                adapter,
-                granted = false,
-                reason = e.reason(),
-                issuer,
-                store,
-                revoked_by,
-                audience,
-                caller,
-                client,
-                trace_id,
-                latency_us,
-                "decision"
-            ),
+        if !tracing::enabled!(target: "authgate::gate::decision", tracing::Level::INFO) {
+            return;
         }
+        let granted = outcome.is_ok();
+        // The field order of earlier releases; absent ones left out.
+        let fields = [
+            ("adapter", Some(V::Str(adapter))),
+            ("granted", Some(V::Bool(granted))),
+            ("reason", s(reason)),
+            ("issuer", s(issuer)),
+            ("subject", s(outcome.ok().map(|identity| identity.subject.as_str()))),
+            ("cache_hit", granted.then_some(V::Bool(self.cache_hit))),
+            ("signed_proxy", granted.then_some(V::Bool(self.signed_proxy))),
+            ("store", s(store)),
+            ("revoked_by", s(revoked_by).filter(|_| !granted)),
+            ("audience", s(audience)),
+            ("key_id", s(key_id).filter(|_| granted)),
+            ("caller", s(caller)),
+            ("client", s(client)),
+            ("trace_id", s(trace_id.as_deref())),
+            ("latency_us", Some(V::U64(latency_us))),
+        ];
+        let priority = if granted { Priority::Granted } else { Priority::Other };
+        crate::obs::logs::info_line("authgate::gate::decision", "decision", &fields, priority);
     }
+}
+
+/// An optional string field.
+fn s(v: Option<&str>) -> Option<V<'_>> {
+    v.map(V::Str)
 }

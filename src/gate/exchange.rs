@@ -93,8 +93,13 @@ pub struct Minted {
 
 struct Expiry;
 
-impl moka::Expiry<[u8; 32], Arc<Minted>> for Expiry {
-    fn expire_after_create(&self, _: &[u8; 32], m: &Arc<Minted>, _: Instant) -> Option<Duration> {
+impl moka::Expiry<crate::core::cache::Key, Arc<Minted>> for Expiry {
+    fn expire_after_create(
+        &self,
+        _: &crate::core::cache::Key,
+        m: &Arc<Minted>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(Duration::from_secs(m.expires_at.saturating_sub(unix_now()).max(0) as u64))
     }
 }
@@ -105,7 +110,7 @@ pub struct Exchanger {
     ring: KeyRing,
     issuer_url: String,
     audiences: HashMap<String, AudienceConfig>,
-    cache: Option<moka::sync::Cache<[u8; 32], Arc<Minted>>>,
+    cache: Option<moka::sync::Cache<crate::core::cache::Key, Arc<Minted>>>,
     min_remaining: f64,
     /// `exchange.claims_namespace`.
     claims_namespace: Option<String>,
@@ -333,7 +338,7 @@ impl Exchanger {
         input: MintRequest<'_>,
         scopes: &[String],
         actor: Option<&str>,
-    ) -> [u8; 32] {
+    ) -> crate::core::cache::Key {
         let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_string();
         let exp = id.expires_at.to_string();
         // The count keeps scopes and roles apart: scope "x" with no role
@@ -366,7 +371,7 @@ impl Exchanger {
             .chain([claims.as_str()])
             .map(str::as_bytes)
             .collect();
-        crate::core::cache::digest(&all)
+        crate::core::cache::keyed(&all)
     }
 }
 

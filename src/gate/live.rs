@@ -241,11 +241,11 @@ fn restart_only_changes(current: &Config, next: &Config) -> Vec<String> {
 impl Generation {
     /// The caller a mesh sidecar's `x-forwarded-client-cert` names, when
     /// this generation trusts it; `None` otherwise.
-    pub fn mesh_caller(&self, xfcc: Option<&str>) -> Option<Arc<str>> {
+    pub fn mesh_caller(&self, xfcc: impl FnOnce() -> Option<String>) -> Option<Arc<str>> {
         if !self.trust_forwarded_client_cert {
             return None;
         }
-        xfcc.and_then(crate::gate::callers::forwarded_client_cert).map(Arc::from)
+        xfcc().as_deref().and_then(crate::gate::callers::forwarded_client_cert).map(Arc::from)
     }
 
     /// Names the caller of the request `decision` records (a caller

@@ -185,9 +185,11 @@ struct UpstreamLabels {
     outcome: &'static str,
 }
 
+/// A `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
-    kind: &'static str,
+pub struct KindLabels {
+    /// The kind.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -326,6 +328,11 @@ impl Metrics {
         registry.register("minted_tokens", "Internal tokens signed by Exchange, by audience", minted.clone());
         let ready = Gauge::default();
         registry.register("ready", "1 when every required issuer can verify", ready.clone());
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr took them more slowly than they came, by kind (granted decisions first, then other)",
+            crate::obs::sink::DROPPED.clone(),
+        );
         let reloads = Family::<KindLabels, Counter>::default();
         registry.register("config_reloads", "Configuration reloads by outcome", reloads.clone());
         let protection = Family::<KindLabels, Counter>::default();

@@ -45,8 +45,13 @@ struct Positive {
 
 struct PositiveExpiry;
 
-impl moka::Expiry<[u8; 32], Positive> for PositiveExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], value: &Positive, _: Instant) -> Option<Duration> {
+impl moka::Expiry<crate::core::cache::Key, Positive> for PositiveExpiry {
+    fn expire_after_create(
+        &self,
+        _: &crate::core::cache::Key,
+        value: &Positive,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -60,8 +65,8 @@ pub struct IntrospectVerifier {
     audiences: Vec<String>,
     role_claims: Vec<ClaimPath>,
     settings: NetlifyIdentitySettings,
-    positive: moka::future::Cache<[u8; 32], Positive>,
-    negative: Option<moka::future::Cache<[u8; 32], AuthError>>,
+    positive: moka::future::Cache<crate::core::cache::Key, Positive>,
+    negative: Option<moka::future::Cache<crate::core::cache::Key, AuthError>>,
     slots: tokio::sync::Semaphore,
     clients: ClientShares,
     metrics: Arc<crate::obs::metrics::Metrics>,
@@ -125,7 +130,7 @@ impl IntrospectVerifier {
             (settings.cache_max_bytes / settings.cache_max_entries.max(1)).clamp(1, u64::from(u32::MAX));
         let positive = moka::future::Cache::builder()
             .max_capacity(if settings.cache_max_entries == 0 { 0 } else { settings.cache_max_bytes })
-            .weigher(move |_: &[u8; 32], v: &Positive| {
+            .weigher(move |_: &crate::core::cache::Key, v: &Positive| {
                 approx_bytes(&v.identity).max(floor).min(u64::from(u32::MAX)) as u32
             })
             .expire_after(PositiveExpiry)

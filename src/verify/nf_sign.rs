@@ -38,7 +38,7 @@ const MAX_HEADER_BYTES: usize = 4096;
 /// One per process: it outlives config reloads, so a reload (or a secret
 /// rotation) never reopens the replay window.
 #[derive(Clone)]
-pub struct ReplayCache(Arc<moka::sync::Cache<[u8; 32], Duration>>);
+pub struct ReplayCache(Arc<moka::sync::Cache<crate::core::cache::Key, Duration>>);
 
 impl ReplayCache {
     /// A cache of at most `max_entries` values.
@@ -56,8 +56,13 @@ impl ReplayCache {
 
 struct UntilExpiry;
 
-impl moka::Expiry<[u8; 32], Duration> for UntilExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], ttl: &Duration, _: Instant) -> Option<Duration> {
+impl moka::Expiry<crate::core::cache::Key, Duration> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _: &crate::core::cache::Key,
+        ttl: &Duration,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(*ttl)
     }
 }

@@ -370,6 +370,9 @@ pub struct Binary {
     /// Every stderr line so far is also kept in `seen`.
     lines: std::sync::mpsc::Receiver<String>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// While set, stderr is not read: the pipe fills and the server's
+    /// writes to it block, as with a stuck log shipper.
+    stderr_paused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Binary {
@@ -411,9 +414,15 @@ impl Binary {
         let (tx, lines) = std::sync::mpsc::channel::<String>();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let keep = seen.clone();
-        // Drains stderr for the whole run, so the server never blocks on a full pipe.
+        let stderr_paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let paused = stderr_paused.clone();
+        // Drains stderr for the whole run (unless paused), so the server
+        // never blocks on a full pipe.
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::with_capacity(512, stderr).lines().map_while(Result::ok) {
+                while paused.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
                 keep.lock().unwrap().push(line.clone());
                 let _ = tx.send(line);
             }
@@ -435,7 +444,12 @@ impl Binary {
                 Err(_) => {}
             }
         };
-        Binary { child, grpc, http, lines, seen }
+        Binary { child, grpc, http, lines, seen, stderr_paused }
+    }
+
+    /// Stops (or resumes) reading the process's stderr.
+    pub fn pause_stderr(&self, paused: bool) {
+        self.stderr_paused.store(paused, std::sync::atomic::Ordering::Release);
     }
 
     /// Waits (20 s at most) for a log line containing `needle`.
