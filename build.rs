@@ -12,12 +12,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["authgate/v1/auth.proto"], ["proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("authgate_descriptor.bin"), fds.encode_to_vec())?;
-    // VerifyResponse is written by hand (src/pb/verify_response.rs) so that
-    // the server can send an identity encoded once; same wire format.
+    // VerifyResponse and ExchangeResponse are written by hand (src/pb/) so
+    // that the server can send an identity encoded once; same wire format.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .extern_path(".authgate.v1.VerifyResponse", "crate::pb::VerifyResponse")
+        .extern_path(".authgate.v1.ExchangeResponse", "crate::pb::ExchangeResponse")
         .compile_fds(fds)?;
     let envoy = envoy_types_protos()?;
     let includes = ["data-plane-api", "xds", "protoc-gen-validate", "googleapis", "cel-spec/proto"]

@@ -98,7 +98,9 @@ pub mod testing {
 pub mod pb {
     tonic::include_proto!("authgate.v1");
 
+    mod exchange_response;
     mod verify_response;
+    pub use exchange_response::ExchangeResponse;
     pub use verify_response::VerifyResponse;
 
     /// Encoded descriptors of `proto/` (and its imports), for reflection.

@@ -51,6 +51,13 @@ pub(crate) fn forwarded_client_cert(metadata: &tonic::metadata::MetadataMap) -> 
     (!values.is_empty()).then(|| values.join(","))
 }
 
+/// The identity's `Identity` message, encoded once per identity: a cached
+/// identity (or a reused minted token's) is not converted and encoded again
+/// on every answer.
+fn encoded_identity(identity: &crate::core::identity::Identity) -> bytes::Bytes {
+    identity.encoded.get_or_init(|| prost::Message::encode_to_vec(&pb::Identity::from(identity)).into())
+}
+
 fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
 }
@@ -120,14 +127,10 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
         .await;
         decision.record(self.live.metrics(), result.as_ref().map(|v| &*v.identity));
         let verified = result?;
-        let identity = &verified.identity;
-        let encoded = identity
-            .encoded
-            .get_or_init(|| prost::Message::encode_to_vec(&pb::Identity::from(identity.as_ref())).into());
         Ok(Response::new(pb::VerifyResponse {
             identity: None,
             proxy: verified.proxy.map(Into::into),
-            encoded: Some(encoded),
+            encoded_identity: Some(encoded_identity(&verified.identity)),
         }))
     }
 
@@ -179,7 +182,8 @@ impl pb::auth_service_server::AuthService for AuthGrpc {
             expires_in: (minted.expires_at - now).max(0),
             scopes: minted.scopes.clone(),
             key_id: minted.key_id.clone(),
-            identity: Some(minted.identity.as_ref().into()),
+            identity: None,
+            encoded_identity: Some(encoded_identity(&minted.identity)),
         }))
     }
 }

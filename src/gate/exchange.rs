@@ -339,37 +339,36 @@ impl Exchanger {
         scopes: &[String],
         actor: Option<&str>,
     ) -> crate::core::cache::Key {
-        let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_string();
-        let exp = id.expires_at.to_string();
+        let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_le_bytes();
+        let exp = id.expires_at.to_le_bytes();
         // The count keeps scopes and roles apart: scope "x" with no role
         // must not hash like role "x" with no scope.
-        let scope_count = scopes.len().to_string();
+        let scope_count = (scopes.len() as u64).to_le_bytes();
         // The app's claims travel in the token: a change must mint anew.
         let claims = if self.claims_namespace.is_some() && !id.claims.is_empty() {
             serde_json::Value::Object(id.claims.clone()).to_string()
         } else {
             String::new()
         };
-        let parts: [&str; 11] = [
+        let parts: [&[u8]; 11] = [
             &scope_count,
-            self.ring.active_kid(),
-            &id.issuer,
-            &id.subject,
+            self.ring.active_kid().as_bytes(),
+            id.issuer.as_bytes(),
+            id.subject.as_bytes(),
             &exp,
-            &id.email,
-            input.audience,
-            actor.unwrap_or(""),
+            id.email.as_bytes(),
+            input.audience.as_bytes(),
+            actor.unwrap_or("").as_bytes(),
             &ttl,
-            &id.provider,
-            input.caller.unwrap_or(""),
+            id.provider.as_bytes(),
+            input.caller.unwrap_or("").as_bytes(),
         ];
         let all: Vec<&[u8]> = parts
             .iter()
             .copied()
-            .chain(scopes.iter().map(String::as_str))
-            .chain(id.roles.iter().map(String::as_str))
-            .chain([claims.as_str()])
-            .map(str::as_bytes)
+            .chain(scopes.iter().map(String::as_bytes))
+            .chain(id.roles.iter().map(String::as_bytes))
+            .chain([claims.as_bytes()])
             .collect();
         crate::core::cache::keyed(&all)
     }

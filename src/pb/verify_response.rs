@@ -3,7 +3,8 @@
 //!
 //! A cached identity is answered by many Verify calls; converting it to
 //! `pb::Identity` (two `Struct`s) and encoding it on every call was ~7,000
-//! instructions, most of a cache hit's own cost. [`VerifyResponse::encoded`]
+//! instructions, most of a cache hit's own cost. [`VerifyResponse::encoded_identity`] (and `ExchangeResponse`'s, in
+//! `exchange_response.rs`)
 //! carries those bytes instead. On the wire nothing changes: an embedded
 //! message is a length-delimited field, so the bytes of field 1 are the same
 //! whichever way they were made, and decoding (clients, tests) fills
@@ -24,7 +25,7 @@ pub struct VerifyResponse {
     pub proxy: Option<ProxyAttestation>,
     /// Field 1 already encoded (an `Identity` message's bytes); when set it
     /// is written instead of `identity`. Never set by decoding.
-    pub encoded: Option<Bytes>,
+    pub encoded_identity: Option<Bytes>,
 }
 
 const IDENTITY: u32 = 1;
@@ -32,13 +33,7 @@ const PROXY: u32 = 2;
 
 impl prost::Message for VerifyResponse {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        if let Some(bytes) = &self.encoded {
-            prost::encoding::encode_key(IDENTITY, WireType::LengthDelimited, buf);
-            prost::encoding::encode_varint(bytes.len() as u64, buf);
-            buf.put_slice(bytes);
-        } else if let Some(identity) = &self.identity {
-            prost::encoding::message::encode(IDENTITY, identity, buf);
-        }
+        encode_identity(IDENTITY, &self.encoded_identity, &self.identity, buf);
         if let Some(proxy) = &self.proxy {
             prost::encoding::message::encode(PROXY, proxy, buf);
         }
@@ -69,16 +64,8 @@ impl prost::Message for VerifyResponse {
     }
 
     fn encoded_len(&self) -> usize {
-        let identity = match (&self.encoded, &self.identity) {
-            (Some(bytes), _) => {
-                prost::encoding::key_len(IDENTITY)
-                    + prost::encoding::encoded_len_varint(bytes.len() as u64)
-                    + bytes.len()
-            }
-            (None, Some(identity)) => prost::encoding::message::encoded_len(IDENTITY, identity),
-            (None, None) => 0,
-        };
-        identity + self.proxy.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(PROXY, p))
+        identity_len(IDENTITY, &self.encoded_identity, &self.identity)
+            + self.proxy.as_ref().map_or(0, |p| prost::encoding::message::encoded_len(PROXY, p))
     }
 
     fn clear(&mut self) {
@@ -86,12 +73,42 @@ impl prost::Message for VerifyResponse {
     }
 }
 
+/// Writes an `Identity` field: the bytes already encoded when there are,
+/// else the message.
+pub(super) fn encode_identity(
+    tag: u32,
+    encoded: &Option<Bytes>,
+    identity: &Option<Identity>,
+    buf: &mut impl BufMut,
+) {
+    if let Some(bytes) = encoded {
+        prost::encoding::encode_key(tag, WireType::LengthDelimited, buf);
+        prost::encoding::encode_varint(bytes.len() as u64, buf);
+        buf.put_slice(bytes);
+    } else if let Some(identity) = identity {
+        prost::encoding::message::encode(tag, identity, buf);
+    }
+}
+
+/// The encoded length of what [`encode_identity`] writes.
+pub(super) fn identity_len(tag: u32, encoded: &Option<Bytes>, identity: &Option<Identity>) -> usize {
+    match (encoded, identity) {
+        (Some(bytes), _) => {
+            prost::encoding::key_len(tag)
+                + prost::encoding::encoded_len_varint(bytes.len() as u64)
+                + bytes.len()
+        }
+        (None, Some(identity)) => prost::encoding::message::encoded_len(tag, identity),
+        (None, None) => 0,
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use prost::Message;
 
-    fn identity() -> Identity {
+    pub(crate) fn identity() -> Identity {
         Identity {
             subject: "u-1".into(),
             email: "a@example.com".into(),
@@ -112,11 +129,11 @@ mod tests {
             ("empty", None, None),
         ];
         for (description, id, proxy) in cases {
-            let plain = VerifyResponse { identity: id.clone(), proxy: proxy.clone(), encoded: None };
+            let plain = VerifyResponse { identity: id.clone(), proxy: proxy.clone(), encoded_identity: None };
             let pre = VerifyResponse {
                 identity: None,
                 proxy: proxy.clone(),
-                encoded: id.as_ref().map(|i| Bytes::from(i.encode_to_vec())),
+                encoded_identity: id.as_ref().map(|i| Bytes::from(i.encode_to_vec())),
             };
             assert_eq!(plain.encode_to_vec(), pre.encode_to_vec(), "{description}");
             assert_eq!(pre.encoded_len(), pre.encode_to_vec().len(), "{description}");
