@@ -30,6 +30,13 @@ its database, so every Verify also checks a 100,000-entry index.
 same aws-lc-rs key set as a fetched one) signed with ES256 or EdDSA by
 PyJWT; with --cache-entries 0 every Verify pays the signature check.
 
+--node-jose adds two Node.js gRPC servers (bench/node/server.mjs: grpc-js and
+jose's jwtVerify, the code users write instead of authgate) serving the same
+proto's Verify for the same token: node_jose (the secret as a Uint8Array on
+every call, as jose's README shows) and node_jose_key (the key imported
+once). They run in the same rounds; verify/node ratios are printed, and
+after the rounds one c=1 run of each (latency without queueing).
+
 Starts a release build of authgate, then drives, in alternating rounds with
 h2load at a fixed concurrency:
   * control: grpc.health.v1.Health/Check (about the cost of a no-op RPC)
@@ -197,6 +204,8 @@ def main():
                     help="add a server with a SQLite user store and this roles_source")
     ap.add_argument("--revocations", type=int, default=0,
                     help="with --store: active revocation entries in the store before it starts")
+    ap.add_argument("--node-jose", action="store_true",
+                    help="also measure a Node.js grpc-js + jose server doing the same Verify (bench/node)")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=50, help="requests per distinct token (--hosted)")
     ap.add_argument("--cache-entries", type=int, default=None,
@@ -299,8 +308,16 @@ name = "netlify"
             db.close()
         store_server = subprocess.Popen([str(BIN), "--config", str(store_cfg)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=open(work / "server-store.log", "wb"))
+    node_servers = {}
+    if args.node_jose:
+        for name, mode in [("node_jose", "documented"), ("node_jose_key", "imported")]:
+            addr = f"127.0.0.1:{free_port()}"
+            node_servers[name] = (addr, subprocess.Popen(
+                ["node", str(ROOT / "bench" / "node" / "server.mjs"), addr, mode], env=env,
+                stdout=subprocess.DEVNULL, stderr=open(work / f"{name}.log", "wb")))
     try:
-        for addr in [grpc_addr] + ([tls_addr] if args.tls else []) + ([store_addr] if args.store else []):
+        for addr in ([grpc_addr] + ([tls_addr] if args.tls else []) + ([store_addr] if args.store else [])
+                     + [a for a, _ in node_servers.values()]):
             for _ in range(200):
                 try:
                     socket.create_connection(addr.split(":"), timeout=0.1).close()
@@ -338,6 +355,8 @@ name = "netlify"
         }
         if args.store:
             configs["verify_store"] = (store_addr, "http", rpc, verify_file, store_server)
+        for name, (addr, proc) in node_servers.items():
+            configs[name] = (addr, "http", "/authgate.v1.AuthService/Verify", verify_file, proc)
         if args.tls:
             configs["health_tls"] = (tls_addr, "https", "/grpc.health.v1.Health/Check", health_body, tls_server)
             configs["verify_tls"] = (tls_addr, "https", rpc, verify_file, tls_server)
@@ -345,6 +364,7 @@ name = "netlify"
             h2load(addr, path, body, max(2000, args.requests // 10), args.connections, args.streams, log, scheme)
         results = {k: [] for k in configs}
         ratios = []
+        node_ratios = {k: [] for k in node_servers}
         tls_ratios = []
         store_ratios = []
         for rnd in range(args.rounds):
@@ -359,6 +379,9 @@ name = "netlify"
                 results[name].append(row[name])
             ratios.append(row["verify"][0] / row["control"][0])
             extra = ""
+            for k in node_servers:
+                node_ratios[k].append(row["verify"][0] / row[k][0])
+                extra += f"   {k} {row[k][0]:>8.0f}   verify/{k} {node_ratios[k][-1]:.2f}"
             if args.store:
                 store_ratios.append(row["verify_store"][0] / row["verify"][0])
                 extra += f"   verify_store {row['verify_store'][0]:>9.0f}   store/verify {store_ratios[-1]:.3f}"
@@ -368,6 +391,12 @@ name = "netlify"
                          f"   tls/control {tls_ratios[-1][0]:.3f}   tls/health_tls {tls_ratios[-1][1]:.3f}")
             print(f"round {rnd + 1}: control {row['control'][0]:>9.0f} req/s   verify {row['verify'][0]:>9.0f} req/s"
                   f"   ratio {ratios[-1]:.3f}{extra}", flush=True)
+        single = {}
+        if node_servers:  # latency without queueing: one connection, one stream
+            for name in ["verify"] + list(node_servers):
+                addr, scheme, path, body, _ = configs[name]
+                single[name] = h2load(addr, path, body, 20_000, 1, 1, log, scheme)
+        node_rss = {k: (vm(p.pid, "VmHWM"), vm(p.pid, "VmRSS")) for k, (_, p) in node_servers.items()}
         peak_rss = vm(server.pid, "VmHWM")
         store_peak_rss = vm(store_server.pid, "VmHWM") if store_server else None
         distinct = None
@@ -380,7 +409,7 @@ name = "netlify"
             requests = args.distinct_tokens * args.repeat
             distinct = (requests, StandIn.calls - before)
     finally:
-        for proc in [server, tls_server, store_server]:
+        for proc in [server, tls_server, store_server] + [p for _, p in node_servers.values()]:
             if proc:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -402,6 +431,11 @@ name = "netlify"
         requests, upstream = distinct
         print(f"hosted Identity, {args.distinct_tokens} distinct tokens x {args.repeat} requests: "
               f"{requests} Verify calls, {upstream} upstream /user calls, cache-hit ratio {1 - upstream / requests:.4f}")
+    for k, rs in node_ratios.items():
+        print(f"verify/{k} throughput: median {statistics.median(rs):.2f}x (range {min(rs):.2f}-{max(rs):.2f}); "
+              f"{k} peak RSS {node_rss[k][0] / 1024:.1f} MB")
+    for name, (rps, p50, p99) in single.items():
+        print(f"c=1 {name:<14} {rps:>9.0f} req/s   p50 {p50:.3f} ms   p99 {p99:.3f} ms")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
     if store_peak_rss:

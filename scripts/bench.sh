@@ -7,5 +7,6 @@ if ! command -v h2load >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client
 fi
 scripts/python-env.sh
+scripts/node-env.sh
 cargo build --release --locked
 exec python3 bench/bench.py "$@"

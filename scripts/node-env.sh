@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Node dependencies of clients/node (the README example) and
-# tests/node (test helpers), tests/buf (buf, for the API checks) and tests/oidc (the OpenID provider the JWKS
-# tests run) from their lock files. Idempotent: skips a
+# tests/node (test helpers), tests/buf (buf, for the API checks), tests/oidc (the OpenID provider the JWKS
+# tests run) and bench/node (the Node.js + jose server the benchmark compares) from their lock files. Idempotent: skips a
 # folder whose node_modules matches its package-lock.json.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,7 +13,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     exit 1
   fi
 fi
-for dir in "$root/clients/node" "$root/tests/node" "$root/tests/oidc" "$root/tests/buf"; do
+for dir in "$root/clients/node" "$root/tests/node" "$root/tests/oidc" "$root/tests/buf" "$root/bench/node"; do
   cd "$dir"
   want=$(sha256sum package-lock.json | cut -d' ' -f1)
   stamp=node_modules/.lock.sha256
