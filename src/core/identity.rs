@@ -43,16 +43,28 @@ pub struct Identity {
 }
 
 /// An identity's encoded form (the gRPC adapter's `Identity` message), kept
-/// with the identity. A clone starts empty, so an identity copied and then
-/// changed (roles from the store, say) is never answered with the bytes of
-/// the one it was copied from; equality ignores it.
+/// with the identity from its second answer on: a token answered once (most
+/// of a large cache's entries) does not carry its bytes twice. A clone
+/// starts empty, so an identity copied and then changed (roles from the
+/// store, say) is never answered with the bytes of the one it was copied
+/// from; equality ignores it.
 #[derive(Default)]
-pub struct Encoded(std::sync::OnceLock<bytes::Bytes>);
+pub struct Encoded {
+    bytes: std::sync::OnceLock<bytes::Bytes>,
+    answered: std::sync::atomic::AtomicBool,
+}
 
 impl Encoded {
-    /// The bytes, made by `encode` the first time.
+    /// The bytes: made by `encode` on each of the first two calls, kept
+    /// from the second.
     pub fn get_or_init(&self, encode: impl FnOnce() -> bytes::Bytes) -> bytes::Bytes {
-        self.0.get_or_init(encode).clone()
+        if let Some(bytes) = self.bytes.get() {
+            return bytes.clone();
+        }
+        if !self.answered.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return encode();
+        }
+        self.bytes.get_or_init(encode).clone()
     }
 }
 
@@ -70,7 +82,7 @@ impl PartialEq for Encoded {
 
 impl std::fmt::Debug for Encoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() { "Encoded(..)" } else { "Encoded(-)" })
+        f.write_str(if self.bytes.get().is_some() { "Encoded(..)" } else { "Encoded(-)" })
     }
 }
 
@@ -136,5 +148,21 @@ mod tests {
         assert!(id.has_any_role(&[]));
         assert!(id.has_any_role(&["admin".into(), "editor".into()]));
         assert!(!id.has_any_role(&["admin".into()]));
+    }
+
+    #[test]
+    fn encoded_bytes_are_kept_from_the_second_answer_and_never_copied() {
+        let id = Identity { subject: "u".into(), ..Identity::default() };
+        let calls = std::cell::Cell::new(0);
+        let encode = || {
+            calls.set(calls.get() + 1);
+            bytes::Bytes::from_static(b"\x0a\x01u")
+        };
+        let answers: Vec<_> = (0..4).map(|_| id.encoded.get_or_init(encode)).collect();
+        assert!(answers.iter().all(|a| a.as_ref() == b"\x0a\x01u"));
+        assert_eq!(calls.get(), 2, "encoded for the first answer, then once more and kept");
+        let copy = id.clone();
+        assert_eq!(format!("{:?}", copy.encoded), "Encoded(-)", "a clone starts empty");
+        assert_eq!(copy, id, "equality ignores the encoded form");
     }
 }
