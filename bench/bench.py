@@ -204,6 +204,8 @@ def main():
                     help="add a server with a SQLite user store and this roles_source")
     ap.add_argument("--revocations", type=int, default=0,
                     help="with --store: active revocation entries in the store before it starts")
+    ap.add_argument("--slow-stderr", type=float, default=0.0, metavar="KBPS",
+                    help="read the server's stderr at this many KB/s (a slow log shipper); 0 reads it as fast as it comes")
     ap.add_argument("--node-jose", action="store_true",
                     help="also measure a Node.js grpc-js + jose server doing the same Verify (bench/node)")
     ap.add_argument("--distinct-tokens", type=int, default=1000)
@@ -218,6 +220,7 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="authgate-bench-"))
     grpc_addr = f"127.0.0.1:{free_port()}"
+    http_addr = f"127.0.0.1:{free_port()}"
     cfg = work / "authgate.toml"
     standin = None
     jwks_token = None
@@ -252,7 +255,7 @@ def main():
     cfg.write_text(f"""
 [server]
 grpc_addr = "{grpc_addr}"
-http_addr = "127.0.0.1:{free_port()}"
+http_addr = "{http_addr}"
 [log]
 format = "json"
 level = "{args.log_level}"
@@ -273,8 +276,14 @@ name = "netlify"
     health_body.write_bytes(grpc_frame(b""))
 
     server_log = open(work / "server.log", "wb")
-    server = subprocess.Popen([str(BIN), "--config", str(cfg)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=server_log)
+    server = subprocess.Popen([str(BIN), "--config", str(cfg)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE if args.slow_stderr else server_log)
+    if args.slow_stderr:
+        def drain_slowly():  # 1 KB at a time, paced to the given rate
+            while chunk := server.stderr.read1(1024):
+                server_log.write(chunk)
+                time.sleep(len(chunk) / (args.slow_stderr * 1024))
+        threading.Thread(target=drain_slowly, daemon=True).start()
     tls_server = None
     tls_addr = f"127.0.0.1:{free_port()}"
     if args.tls:
@@ -309,6 +318,7 @@ name = "netlify"
         store_server = subprocess.Popen([str(BIN), "--config", str(store_cfg)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=open(work / "server-store.log", "wb"))
     node_servers = {}
+    dropped = None
     if args.node_jose:
         for name, mode in [("node_jose", "documented"), ("node_jose_key", "imported")]:
             addr = f"127.0.0.1:{free_port()}"
@@ -397,6 +407,11 @@ name = "netlify"
                 addr, scheme, path, body, _ = configs[name]
                 single[name] = h2load(addr, path, body, 20_000, 1, 1, log, scheme)
         node_rss = {k: (vm(p.pid, "VmHWM"), vm(p.pid, "VmRSS")) for k, (_, p) in node_servers.items()}
+        if args.slow_stderr:
+            import urllib.request
+            text = urllib.request.urlopen(f"http://{http_addr}/metrics", timeout=5).read().decode()
+            m = re.search(r'^authgate_log_lines_dropped_total\{kind="granted"\} (\S+)$', text, re.M)
+            dropped = int(float(m.group(1))) if m else 0
         peak_rss = vm(server.pid, "VmHWM")
         store_peak_rss = vm(store_server.pid, "VmHWM") if store_server else None
         distinct = None
@@ -436,6 +451,9 @@ name = "netlify"
               f"{k} peak RSS {node_rss[k][0] / 1024:.1f} MB")
     for name, (rps, p50, p99) in single.items():
         print(f"c=1 {name:<14} {rps:>9.0f} req/s   p50 {p50:.3f} ms   p99 {p99:.3f} ms")
+    if dropped is not None:
+        print(f"stderr read at {args.slow_stderr} KB/s: {decisions} lines read; "
+              f"authgate_log_lines_dropped_total{{kind=granted}} {dropped}")
     ratio = statistics.median(ratios)
     print(f"RSS idle {idle_rss / 1024:.1f} MB, peak {peak_rss / 1024:.1f} MB")
     if store_peak_rss:

@@ -66,86 +66,87 @@ pub enum FieldValue<'a> {
 /// library user) the line goes through tracing as its message. The caller
 /// checks the level first (`tracing::enabled!`).
 pub fn info_line(target: &str, message: &str, fields: &[(&str, Option<FieldValue<'_>>)], priority: Priority) {
-    let Some((sink, format)) = crate::obs::sink::installed().zip(FORMAT.get()) else {
-        let mut line = String::with_capacity(256);
-        json_line(&mut line, target, message, fields);
-        tracing::info!("{}", line.trim_end());
-        return;
-    };
-    let mut line = String::with_capacity(320);
-    match format {
-        LogFormat::Json => json_line(&mut line, target, message, fields),
-        LogFormat::Human => human_line(&mut line, target, message, fields),
+    match crate::obs::sink::installed().zip(FORMAT.get()) {
+        Some((sink, format)) => {
+            sink.send(format_line(*format, "INFO", target, message, fields).into_bytes(), priority)
+        }
+        None => {
+            let line = format_line(LogFormat::Json, "INFO", target, message, fields);
+            tracing::info!("{}", line.trim_end());
+        }
     }
-    sink.send(line.into_bytes(), priority);
 }
 
-fn json_line(line: &mut String, target: &str, message: &str, fields: &[(&str, Option<FieldValue<'_>>)]) {
-    line.push_str("{\"timestamp\":\"");
-    push_timestamp(line, SystemTime::now());
-    line.push_str("\",\"level\":\"INFO\",\"target\":");
-    push_json_str(line, target);
-    line.push_str(",\"message\":");
-    push_json_str(line, message);
+/// One line as [`JsonLine`] or tracing's `compact()` with [`SafeFields`]
+/// writes it, ending in a newline.
+fn format_line(
+    format: LogFormat,
+    level: &str,
+    target: &str,
+    message: &str,
+    fields: &[(&str, Option<FieldValue<'_>>)],
+) -> String {
+    let mut line = String::with_capacity(320);
+    let escape: fn(&mut String, &str) = match format {
+        LogFormat::Json => {
+            line.push_str("{\"timestamp\":\"");
+            push_timestamp(&mut line, SystemTime::now());
+            line.push_str("\",\"level\":\"");
+            line.push_str(level);
+            line.push_str("\",\"target\":");
+            push_json_str(&mut line, target);
+            line.push_str(",\"message\":");
+            push_json_str(&mut line, message);
+            push_json_str
+        }
+        LogFormat::Human => {
+            push_timestamp(&mut line, SystemTime::now());
+            line.push_str(if level.len() < 5 { "  " } else { " " });
+            line.push_str(level);
+            line.push(' ');
+            line.push_str(target);
+            line.push_str(": ");
+            push_human_value(&mut line, message);
+            push_human_value
+        }
+    };
     for (name, value) in fields {
         let Some(value) = value else { continue };
         // Field names are the code's own identifiers: nothing to escape.
-        line.push_str(",\"");
-        line.push_str(name);
-        line.push_str("\":");
+        match format {
+            LogFormat::Json => {
+                line.push_str(",\"");
+                line.push_str(name);
+                line.push_str("\":");
+            }
+            LogFormat::Human => {
+                line.push(' ');
+                line.push_str(name);
+                line.push('=');
+            }
+        }
         match value {
-            FieldValue::Str(s) => push_json_str(line, s),
+            FieldValue::Str(s) => escape(&mut line, s),
             FieldValue::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
             FieldValue::U64(n) => line.push_str(itoa::Buffer::new().format(*n)),
         }
     }
-    line.push_str("}\n");
+    line.push_str(if format == LogFormat::Json { "}\n" } else { "\n" });
+    line
 }
 
-/// The compact human format, as tracing's `compact()` with [`SafeFields`]
-/// writes it.
-fn human_line(line: &mut String, target: &str, message: &str, fields: &[(&str, Option<FieldValue<'_>>)]) {
-    push_timestamp(line, SystemTime::now());
-    line.push_str("  INFO ");
-    line.push_str(target);
-    line.push_str(": ");
-    push_human_value(line, message);
-    for (name, value) in fields {
-        let Some(value) = value else { continue };
-        line.push(' ');
-        line.push_str(name);
-        line.push('=');
-        match value {
-            FieldValue::Str(s) => push_human_value(line, s),
-            FieldValue::Bool(b) => line.push_str(if *b { "true" } else { "false" }),
-            FieldValue::U64(n) => line.push_str(itoa::Buffer::new().format(*n)),
-        }
-    }
-    line.push('\n');
+/// The line that reports drops, once stderr has caught up.
+fn summary(format: LogFormat, granted: u64, other: u64) -> Vec<u8> {
+    let fields = [("granted", Some(FieldValue::U64(granted))), ("other", Some(FieldValue::U64(other)))];
+    format_line(format, "WARN", "authgate::obs::sink", "log lines dropped", &fields).into_bytes()
 }
-
-const DROPPED_TARGET: &str = "authgate::obs::sink";
 
 fn json_summary(granted: u64, other: u64) -> Vec<u8> {
-    let mut line = String::with_capacity(160);
-    json_line(
-        &mut line,
-        DROPPED_TARGET,
-        "log lines dropped",
-        &[("granted", Some(FieldValue::U64(granted))), ("other", Some(FieldValue::U64(other)))],
-    );
-    line.replacen("\"INFO\"", "\"WARN\"", 1).into_bytes()
+    summary(LogFormat::Json, granted, other)
 }
 
 fn human_summary(granted: u64, other: u64) -> Vec<u8> {
-    let mut line = String::with_capacity(160);
-    human_line(
-        &mut line,
-        DROPPED_TARGET,
-        "log lines dropped",
-        &[("granted", Some(FieldValue::U64(granted))), ("other", Some(FieldValue::U64(other)))],
-    );
-    line.replacen("  INFO ", "  WARN ", 1).into_bytes()
+    summary(LogFormat::Human, granted, other)
 }
 
 /// One JSON object per event: `timestamp` (RFC 3339, UTC, microseconds),
@@ -429,6 +430,37 @@ mod tests {
             push_human_value(&mut out, value);
             assert_eq!(out, want, "{description}");
         }
+    }
+
+    #[test]
+    fn direct_lines_match_the_formats() {
+        let fields = [
+            ("adapter", Some(FieldValue::Str("verify"))),
+            ("reason", None),
+            ("subject", Some(FieldValue::Str("a b\n\"c\""))),
+            ("granted", Some(FieldValue::Bool(true))),
+            ("latency_us", Some(FieldValue::U64(42))),
+        ];
+        let json = format_line(LogFormat::Json, "INFO", "authgate::gate::decision", "decision", &fields);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "decision");
+        assert_eq!(v["subject"], "a b\n\"c\"");
+        assert_eq!((v["granted"].as_bool(), v["latency_us"].as_u64()), (Some(true), Some(42)));
+        assert!(v.get("reason").is_none(), "absent fields are left out");
+        let human = format_line(LogFormat::Human, "INFO", "authgate::gate::decision", "decision", &fields);
+        let tail = human.split_once("Z  INFO ").unwrap().1;
+        assert_eq!(
+            tail,
+            "authgate::gate::decision: decision adapter=verify subject=\"a b\\u{a}\\\"c\\\"\" granted=true latency_us=42\n"
+        );
+        let warn = String::from_utf8(human_summary(3, 0)).unwrap();
+        assert!(
+            warn.contains("Z  WARN authgate::obs::sink: \"log lines dropped\" granted=3 other=0"),
+            "{warn}"
+        );
+        let warn: serde_json::Value = serde_json::from_slice(&json_summary(3, 1)).unwrap();
+        assert_eq!((warn["level"].as_str(), warn["other"].as_u64()), (Some("WARN"), Some(1)));
     }
 
     #[test]
