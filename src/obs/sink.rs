@@ -58,18 +58,23 @@ pub struct Sink {
     granted_limit: usize,
 }
 
-/// Stops the writer when dropped, after it has written what is queued.
+/// How long exit waits for queued lines to reach stderr: a stuck reader
+/// must not hold the process (it held a benchmark's server for minutes).
+const EXIT_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops the writer when dropped, after it has written what is queued, or
+/// after [`EXIT_FLUSH_WAIT`] when stderr does not take it.
 pub struct Guard {
     tx: mpsc::SyncSender<Msg>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    done: mpsc::Receiver<()>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // The channel has a slot beyond `capacity` for this message.
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        // Senders never hold more than `capacity` slots of the channel's
+        // `capacity + 1`: there is room for this message.
+        if self.tx.try_send(Msg::Stop).is_ok() {
+            let _ = self.done.recv_timeout(EXIT_FLUSH_WAIT);
         }
     }
 }
@@ -104,13 +109,17 @@ impl Sink {
     ) -> std::io::Result<(Sink, Guard)> {
         let capacity = capacity.max(4);
         let (tx, rx) = mpsc::sync_channel(capacity + 1);
+        let (done_tx, done) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        let writer = std::thread::Builder::new().name("authgate-log".into()).spawn({
+        std::thread::Builder::new().name("authgate-log".into()).spawn({
             let queued = queued.clone();
-            move || write_lines(rx, &queued, out, summary)
+            move || {
+                write_lines(rx, &queued, out, summary);
+                let _ = done_tx.send(());
+            }
         })?;
         let sink = Sink { tx: tx.clone(), queued, capacity, granted_limit: capacity / 4 * 3 };
-        Ok((sink, Guard { tx, writer: Some(writer) }))
+        Ok((sink, Guard { tx, done }))
     }
 
     /// Queues one line (ending in `\n`), or drops and counts it when the
