@@ -105,18 +105,18 @@ impl<'c> Decision<'c> {
         let fields = [
             ("adapter", Some(V::Str(adapter))),
             ("granted", Some(V::Bool(granted))),
-            ("reason", s(reason)),
-            ("issuer", s(issuer)),
-            ("subject", s(outcome.ok().map(|identity| identity.subject.as_str()))),
+            ("reason", text(reason)),
+            ("issuer", text(issuer)),
+            ("subject", text(outcome.ok().map(|identity| identity.subject.as_str()))),
             ("cache_hit", granted.then_some(V::Bool(self.cache_hit))),
             ("signed_proxy", granted.then_some(V::Bool(self.signed_proxy))),
-            ("store", s(store)),
-            ("revoked_by", s(revoked_by).filter(|_| !granted)),
-            ("audience", s(audience)),
-            ("key_id", s(key_id).filter(|_| granted)),
-            ("caller", s(caller)),
-            ("client", s(client)),
-            ("trace_id", s(trace_id.as_deref())),
+            ("store", text(store)),
+            ("revoked_by", text(revoked_by).filter(|_| !granted)),
+            ("audience", text(audience)),
+            ("key_id", text(key_id).filter(|_| granted)),
+            ("caller", text(caller)),
+            ("client", text(client)),
+            ("trace_id", text(trace_id.as_deref())),
             ("latency_us", Some(V::U64(latency_us))),
         ];
         let priority = if granted { Priority::Granted } else { Priority::Other };
@@ -124,7 +124,7 @@ impl<'c> Decision<'c> {
     }
 }
 
-/// An optional string field.
-fn s(v: Option<&str>) -> Option<V<'_>> {
+/// An optional string field of the decision line.
+fn text(v: Option<&str>) -> Option<V<'_>> {
     v.map(V::Str)
 }
