@@ -60,17 +60,18 @@ fn ts(secs: Option<i64>) -> Option<prost_types::Timestamp> {
 }
 
 fn to_pb(r: Revocation) -> pb::Revocation {
+    let e = r.entry;
     pb::Revocation {
         id: r.id,
-        kind: r.kind.as_str().to_string(),
-        issuer: r.issuer.unwrap_or_default(),
-        subject: r.subject.unwrap_or_default(),
-        jti: r.jti.unwrap_or_default(),
-        token_hash: r.token_hash.unwrap_or_default(),
-        issued_before: ts(r.issued_before),
-        expires_at: ts(r.expires_at),
-        reason: r.reason,
-        created_by: r.created_by,
+        kind: e.kind.as_str().to_string(),
+        issuer: e.issuer.unwrap_or_default(),
+        subject: e.subject.unwrap_or_default(),
+        jti: e.jti.unwrap_or_default(),
+        token_hash: e.token_hash.unwrap_or_default(),
+        issued_before: ts(e.issued_before),
+        expires_at: ts(e.expires_at),
+        reason: e.reason,
+        created_by: e.created_by,
         created_at: ts(Some(r.created_at)),
     }
 }
@@ -104,7 +105,7 @@ impl pb::admin_service_server::AdminService for AdminGrpc {
         let config = self.live.config();
         let new = entry(&config, spec, crate::core::claims::unix_now()).map_err(Status::invalid_argument)?;
         let created = store.backend().revoke(&new).await.map_err(unavailable)?;
-        tracing::info!(id = created.id, kind = created.kind.as_str(), caller, "revocation added");
+        tracing::info!(id = created.id, kind = created.entry.kind.as_str(), caller, "revocation added");
         Ok(Response::new(pb::RevokeResponse { revocation: Some(to_pb(created)) }))
     }
 

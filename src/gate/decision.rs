@@ -91,15 +91,15 @@ impl<'c> Decision<'c> {
         let reason = outcome.err().map(AuthError::reason);
         metrics.decision(self.adapter, issuer.unwrap_or(""), reason, took);
         crate::obs::traces::finish(&self.span, issuer, reason);
+        if !tracing::enabled!(target: "authgate::gate::decision", tracing::Level::INFO) {
+            return;
+        }
         let span = self.span.span();
         let context = span.span_context();
         let trace_id = context.is_valid().then(|| context.trace_id().to_string());
         let (adapter, client) = (self.adapter.as_str(), self.client);
         let (audience, key_id) = (self.audience.as_deref(), self.key_id.as_deref());
         let (caller, store, revoked_by) = (self.caller.as_deref(), self.store, self.revoked_by);
-        if !tracing::enabled!(target: "authgate::gate::decision", tracing::Level::INFO) {
-            return;
-        }
         let granted = outcome.is_ok();
         // The field order of earlier releases; absent ones left out.
         let fields = [

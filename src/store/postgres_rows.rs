@@ -3,7 +3,7 @@
 //! text, or as seconds).
 
 use super::StoreError;
-use super::revocations::{Revocation, RevocationKind};
+use super::revocations::{NewRevocation, Revocation, RevocationKind};
 use super::row::{NetlifyFields, Stamp, UserRow};
 use serde_json::Value;
 use std::sync::LazyLock;
@@ -34,17 +34,19 @@ pub(super) fn read_revocation(r: &Row) -> Result<Revocation, tokio_postgres::Err
     let kind: String = r.try_get(1)?;
     Ok(Revocation {
         id: r.try_get(0)?,
-        // The column's CHECK admits only the four kinds.
-        kind: RevocationKind::parse(&kind).unwrap_or(RevocationKind::Subject),
-        issuer: r.try_get(2)?,
-        subject: r.try_get(3)?,
-        jti: r.try_get(4)?,
-        token_hash: r.try_get(5)?,
-        issued_before: r.try_get(6)?,
-        expires_at: r.try_get(7)?,
-        reason: r.try_get(8)?,
-        created_by: r.try_get(9)?,
         created_at: r.try_get(10)?,
+        entry: NewRevocation {
+            // The column's CHECK admits only the four kinds.
+            kind: RevocationKind::parse(&kind).unwrap_or(RevocationKind::Subject),
+            issuer: r.try_get(2)?,
+            subject: r.try_get(3)?,
+            jti: r.try_get(4)?,
+            token_hash: r.try_get(5)?,
+            issued_before: r.try_get(6)?,
+            expires_at: r.try_get(7)?,
+            reason: r.try_get(8)?,
+            created_by: r.try_get(9)?,
+        },
     })
 }
 

@@ -43,12 +43,43 @@ impl RevocationKind {
     pub const ALL: [RevocationKind; 4] = [Self::Subject, Self::Jti, Self::TokenHash, Self::Issuer];
 }
 
-/// One row of `authgate_revocations`.
+/// One row of `authgate_revocations`: the entry as it was written, and
+/// what the database added.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revocation {
     /// `id`.
     pub id: i64,
-    /// `kind`.
+    /// `created_at` (seconds).
+    pub created_at: i64,
+    /// Every other column.
+    pub entry: NewRevocation,
+}
+
+impl Revocation {
+    /// The entry as JSON (`authgate revocations list`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let e = &self.entry;
+        serde_json::json!({
+            "id": self.id,
+            "kind": e.kind.as_str(),
+            "issuer": e.issuer,
+            "subject": e.subject,
+            "jti": e.jti,
+            "token_hash": e.token_hash,
+            "issued_before": e.issued_before,
+            "expires_at": e.expires_at,
+            "reason": e.reason,
+            "created_by": e.created_by,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+/// A revocation entry as written (`id` and `created_at` come from the
+/// database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRevocation {
+    /// What it refuses.
     pub kind: RevocationKind,
     /// `issuer`: `None` = any issuer (subject, jti).
     pub issuer: Option<String>,
@@ -62,50 +93,6 @@ pub struct Revocation {
     /// after it pass; `None` refuses every token (subject, issuer).
     pub issued_before: Option<i64>,
     /// `expires_at` (seconds): collected after it; `None` never.
-    pub expires_at: Option<i64>,
-    /// `reason`.
-    pub reason: String,
-    /// `created_by`.
-    pub created_by: String,
-    /// `created_at` (seconds).
-    pub created_at: i64,
-}
-
-impl Revocation {
-    /// The entry as JSON (`authgate revocations list`).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "kind": self.kind.as_str(),
-            "issuer": self.issuer,
-            "subject": self.subject,
-            "jti": self.jti,
-            "token_hash": self.token_hash,
-            "issued_before": self.issued_before,
-            "expires_at": self.expires_at,
-            "reason": self.reason,
-            "created_by": self.created_by,
-            "created_at": self.created_at,
-        })
-    }
-}
-
-/// A new entry (`id` and `created_at` come from the database).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRevocation {
-    /// What it refuses.
-    pub kind: RevocationKind,
-    /// `issuer`.
-    pub issuer: Option<String>,
-    /// `subject`.
-    pub subject: Option<String>,
-    /// `jti`.
-    pub jti: Option<String>,
-    /// `token_hash` (hex).
-    pub token_hash: Option<String>,
-    /// `issued_before` (seconds).
-    pub issued_before: Option<i64>,
-    /// `expires_at` (seconds).
     pub expires_at: Option<i64>,
     /// `reason`.
     pub reason: String,
@@ -171,26 +158,27 @@ impl RevocationIndex {
     /// Adds or replaces an entry.
     pub fn upsert(&mut self, r: Revocation) {
         self.remove(r.id);
-        let rule = (r.issuer.clone(), r.issued_before, r.id);
-        match r.kind {
+        let (id, e) = (r.id, &r.entry);
+        let rule = (e.issuer.clone(), e.issued_before, id);
+        match e.kind {
             RevocationKind::Subject => {
-                if let Some(s) = &r.subject {
+                if let Some(s) = &e.subject {
                     self.subjects.entry(s.clone()).or_default().push(rule);
                 }
             }
             RevocationKind::Issuer => {
-                if let Some(i) = &r.issuer {
+                if let Some(i) = &e.issuer {
                     self.issuers.entry(i.clone()).or_default().push(rule);
                 }
             }
             RevocationKind::Jti => {
-                if let Some(j) = &r.jti {
+                if let Some(j) = &e.jti {
                     self.jtis.entry(j.clone()).or_default().push(rule);
                 }
             }
             RevocationKind::TokenHash => {
-                if let Some(h) = r.token_hash.as_deref().and_then(decode_hash) {
-                    self.hashes.insert(h, r.id);
+                if let Some(h) = e.token_hash.as_deref().and_then(decode_hash) {
+                    self.hashes.insert(h, id);
                 }
             }
         }
@@ -210,12 +198,13 @@ impl RevocationIndex {
                 }
             }
         };
-        match r.kind {
-            RevocationKind::Subject => drop_rule(&mut self.subjects, r.subject.as_ref()),
-            RevocationKind::Issuer => drop_rule(&mut self.issuers, r.issuer.as_ref()),
-            RevocationKind::Jti => drop_rule(&mut self.jtis, r.jti.as_ref()),
+        let e = &r.entry;
+        match e.kind {
+            RevocationKind::Subject => drop_rule(&mut self.subjects, e.subject.as_ref()),
+            RevocationKind::Issuer => drop_rule(&mut self.issuers, e.issuer.as_ref()),
+            RevocationKind::Jti => drop_rule(&mut self.jtis, e.jti.as_ref()),
             RevocationKind::TokenHash => {
-                if let Some(h) = r.token_hash.as_deref().and_then(decode_hash) {
+                if let Some(h) = e.token_hash.as_deref().and_then(decode_hash) {
                     self.hashes.remove(&h);
                 }
             }
@@ -236,7 +225,7 @@ impl RevocationIndex {
     pub fn counts(&self) -> ([(RevocationKind, usize); 4], usize) {
         let mut counts = RevocationKind::ALL.map(|k| (k, 0));
         for r in self.by_id.values() {
-            if let Some(c) = counts.iter_mut().find(|(k, _)| *k == r.kind) {
+            if let Some(c) = counts.iter_mut().find(|(k, _)| *k == r.entry.kind) {
                 c.1 += 1;
             }
         }
@@ -303,16 +292,18 @@ mod tests {
     ) -> Revocation {
         Revocation {
             id,
-            kind,
-            issuer: issuer.map(str::to_string),
-            subject: (kind == RevocationKind::Subject).then(|| value.to_string()),
-            jti: (kind == RevocationKind::Jti).then(|| value.to_string()),
-            token_hash: (kind == RevocationKind::TokenHash).then(|| value.to_string()),
-            issued_before: before,
-            expires_at: None,
-            reason: String::new(),
-            created_by: String::new(),
             created_at: 0,
+            entry: NewRevocation {
+                kind,
+                issuer: issuer.map(str::to_string),
+                subject: (kind == RevocationKind::Subject).then(|| value.to_string()),
+                jti: (kind == RevocationKind::Jti).then(|| value.to_string()),
+                token_hash: (kind == RevocationKind::TokenHash).then(|| value.to_string()),
+                issued_before: before,
+                expires_at: None,
+                reason: String::new(),
+                created_by: String::new(),
+            },
         }
     }
 

@@ -332,18 +332,7 @@ mod tests {
     use super::*;
 
     fn fields(updated: Option<&str>) -> NetlifyFields {
-        NetlifyFields {
-            issuer: "i".into(),
-            subject: "s".into(),
-            email: String::new(),
-            provider: String::new(),
-            app_metadata: Map::new(),
-            user_metadata: Map::new(),
-            created_at: None,
-            confirmed_at: None,
-            last_sign_in_at: None,
-            updated_at: updated.and_then(Stamp::parse),
-        }
+        NetlifyFields { updated_at: updated.and_then(Stamp::parse), ..NetlifyFields::bare("i", "s") }
     }
 
     #[test]

@@ -115,17 +115,19 @@ fn read_revocation(r: &Row<'_>) -> rusqlite::Result<Revocation> {
     let kind: String = r.get(1)?;
     Ok(Revocation {
         id: r.get(0)?,
-        // The column's CHECK admits only the four kinds.
-        kind: RevocationKind::parse(&kind).unwrap_or(RevocationKind::Subject),
-        issuer: r.get(2)?,
-        subject: r.get(3)?,
-        jti: r.get(4)?,
-        token_hash: r.get(5)?,
-        issued_before: secs(6)?,
-        expires_at: secs(7)?,
-        reason: r.get(8)?,
-        created_by: r.get(9)?,
         created_at: secs(10)?.unwrap_or_default(),
+        entry: NewRevocation {
+            // The column's CHECK admits only the four kinds.
+            kind: RevocationKind::parse(&kind).unwrap_or(RevocationKind::Subject),
+            issuer: r.get(2)?,
+            subject: r.get(3)?,
+            jti: r.get(4)?,
+            token_hash: r.get(5)?,
+            issued_before: secs(6)?,
+            expires_at: secs(7)?,
+            reason: r.get(8)?,
+            created_by: r.get(9)?,
+        },
     })
 }
 
