@@ -12,6 +12,14 @@ fn authgate(dir: &std::path::Path) -> Command {
     c
 }
 
+/// `authgate` run in `dir` by a user whose home is `dir/home`: the tests
+/// that look at the dev secret own it alone.
+fn authgate_at_home(dir: &std::path::Path) -> Command {
+    let mut c = authgate(dir);
+    c.env("HOME", dir.join("home"));
+    c
+}
+
 #[test]
 fn check_config_redacts_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,18 +68,18 @@ fn invalid_config_reports_every_error_and_exits_2() {
 #[test]
 fn missing_config_file_is_an_error_not_dev_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let out = authgate(dir.path())
+    let out = authgate_at_home(dir.path())
         .args(["check-config", "--config", "/nonexistent/authgate.toml"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(!dir.path().join(".authgate").exists(), "dev secret created although a config was given");
+    assert!(!dir.path().join("home").exists(), "dev secret created although a config was given");
 }
 
 #[tokio::test]
 async fn dev_token_verifies_against_dev_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let out = authgate(dir.path())
+    let out = authgate_at_home(dir.path())
         .args([
             "token", "--sub", "user-1", "--email", "a@b.c", "--role", "admin", "--role", "editor", "--ttl",
             "5m",
@@ -87,14 +95,15 @@ async fn dev_token_verifies_against_dev_mode() {
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     assert_eq!(header, serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "nf-ident"}));
 
-    // The server in dev mode, in the same working directory, accepts it.
-    let no_env = |_: &str| None;
+    // The server in dev mode, same user, another working directory, accepts it.
+    let home = dir.path().join("home").display().to_string();
+    let home_env = |k: &str| (k == "HOME").then(|| home.clone());
     let mut config = authgate::Config::load(&authgate::config::Inputs {
         config_path: None,
         grpc_addr: Some("127.0.0.1:0".into()),
         http_addr: Some("127.0.0.1:0".into()),
-        env: &no_env,
-        workdir: dir.path().to_path_buf(),
+        env: &home_env,
+        workdir: std::env::temp_dir(),
         offline: false,
     })
     .unwrap();
@@ -297,15 +306,20 @@ fn check_config_offline_names_files_without_reading_them() {
     ];
     for (description, toml, flags, code, needles) in cases {
         std::fs::write(&cfg, toml).unwrap();
-        let out =
-            authgate(dir.path()).arg("check-config").args(flags).arg("--config").arg(&cfg).output().unwrap();
+        let out = authgate_at_home(dir.path())
+            .arg("check-config")
+            .args(flags)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{description}: {stderr}");
         for needle in needles {
             assert!(stderr.contains(needle), "{description}: missing {needle:?} in\n{stderr}");
         }
     }
-    assert!(!dir.path().join(".authgate").exists(), "check-config wrote a dev secret");
+    assert!(!dir.path().join("home").exists(), "check-config wrote a dev secret");
 }
 
 /// `authgate config schema` prints a JSON Schema that a real validator
@@ -365,19 +379,32 @@ fn a_closed_stdout_is_not_a_crash() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
-/// Dev mode cannot confuse: `authgate token` says when it made a secret no
-/// server has; the banner's suggested command, run as printed, mints a
-/// token that this server's `authgate verify` accepts; `authgate jwks`
-/// prints the running dev server's keys (and says when none runs).
+/// Dev mode cannot confuse: the dev secret has one place per user, so
+/// `authgate token` run in any directory signs with the running dev
+/// server's secret; a command that creates it says so; the banner's
+/// suggested command, run as printed from an unrelated directory, mints a
+/// token that `authgate verify` accepts; `authgate jwks` prints the
+/// running dev server's keys (and says when none runs).
 #[test]
 fn dev_mode_banner_token_and_jwks_agree_with_the_server() {
     use std::io::BufRead;
+    // This test's own user: no other test in the binary shares its secret.
+    let home = tempfile::tempdir().unwrap();
+    let authgate = |dir: &std::path::Path| {
+        let mut c = authgate(dir);
+        c.env("HOME", home.path());
+        c
+    };
     let elsewhere = tempfile::tempdir().unwrap();
     let first = authgate(elsewhere.path()).args(["token"]).output().unwrap();
+    let secret = home.path().join(".config/authgate/dev-secret");
     assert!(
-        String::from_utf8_lossy(&first.stderr).contains("created a new dev secret"),
-        "a new secret is announced"
+        String::from_utf8_lossy(&first.stderr)
+            .contains(&format!("created a new dev secret at {}", secret.display())),
+        "a new secret is announced: {}",
+        String::from_utf8_lossy(&first.stderr)
     );
+    assert!(!elsewhere.path().join(".authgate").exists(), "nothing written in the working directory");
     let second = authgate(elsewhere.path()).args(["token"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&second.stderr).contains("created"), "an existing one is used quietly");
 
@@ -392,21 +419,34 @@ fn dev_mode_banner_token_and_jwks_agree_with_the_server() {
         .spawn()
         .unwrap();
     let stdout = std::io::BufReader::new(server.stdout.take().unwrap());
-    let mut suggested = None;
+    let (mut suggested, mut grpc) = (None, None);
     for line in stdout.lines().map_while(Result::ok) {
-        if line.trim_start().starts_with("cd ") && line.contains(" verify") {
+        if let Some(addr) = line.trim_start().strip_prefix("gRPC") {
+            grpc = addr.split_whitespace().next().and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+        }
+        if line.contains(" token ") && line.contains(" verify") {
             suggested = Some(line.trim().to_string());
             break;
         }
     }
     let suggested = suggested.expect("the banner suggests a command");
-    // Run exactly as printed, from an unrelated directory.
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&suggested)
-        .current_dir(elsewhere.path())
-        .output()
-        .unwrap();
+    // The token minted before the server started, in another directory, is
+    // this server's.
+    let grpc = grpc.expect("the banner names the gRPC address");
+    let minted = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let granted = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut client =
+            authgate::pb::auth_service_client::AuthServiceClient::connect(format!("http://{grpc}"))
+                .await
+                .unwrap();
+        client.verify(VerifyRequest { token: minted, ..Default::default() }).await
+    });
+    // Run exactly as printed, by the same user, from an unrelated directory.
+    let mut sh = std::process::Command::new("sh");
+    hermetic(&mut sh);
+    let unrelated = tempfile::tempdir().unwrap();
+    let out =
+        sh.arg("-c").arg(&suggested).env("HOME", home.path()).current_dir(unrelated.path()).output().unwrap();
     let jwks_cmd =
         authgate(elsewhere.path()).args(["--http-addr", &http.to_string(), "jwks"]).output().unwrap();
     let served: serde_json::Value = {
@@ -419,6 +459,7 @@ fn dev_mode_banner_token_and_jwks_agree_with_the_server() {
     };
     let _ = server.kill();
     let _ = server.wait();
+    assert!(granted.is_ok(), "the running dev server refused the earlier token: {granted:?}");
     assert!(out.status.success(), "{suggested}: {}", String::from_utf8_lossy(&out.stderr));
     let identity: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(identity["issuer"], "dev");

@@ -211,16 +211,18 @@ fn load_config(
     let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let zero_config = global.config.is_none() && env(crate::config::ENV_CONFIG).is_none();
     if zero_config && !offline && env(crate::config::ENV_DEV_SECRET).is_none() {
+        let path = crate::config::dev_secret_path(&env, &workdir);
         let created =
-            crate::config::create_dev_secret(&workdir).map_err(|e| crate::config::ConfigErrors(vec![e]))?;
+            crate::config::create_dev_secret(&path).map_err(|e| crate::config::ConfigErrors(vec![e]))?;
         if created && !matches!(command, None | Some(Command::Serve)) {
             // A token signed with a secret no server has is the classic
             // dev-mode trap: say so instead of failing later with
-            // `bad_signature`.
+            // `bad_signature` (a dev server already running under another
+            // user, HOME or AUTHGATE_DEV_SECRET has a different one).
             eprintln!(
-                "authgate: created a new dev secret at {}; a dev server started in another directory will \
-                 not accept tokens signed with it (run this command where the server runs)",
-                workdir.join(crate::config::DEV_SECRET_PATH).display()
+                "authgate: created a new dev secret at {}; only a dev server started after this, by this user, \
+                 accepts tokens signed with it",
+                path.display()
             );
         }
     }
@@ -466,18 +468,22 @@ fn print_dev_banner(config: &Config, secret_origin: &str, listeners: &crate::app
     let grpc = listeners.grpc_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.grpc_addr.to_string());
     let http = listeners.http_addr().map(|a| a.to_string()).unwrap_or_else(|_| config.http_addr.to_string());
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "authgate".into());
-    let dir = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|_| ".".into());
     // A path with a space would split the suggested command.
-    let quote = |s: String| if s.contains(' ') { format!("'{s}'") } else { s };
-    let (exe, dir) = (quote(exe), quote(dir));
+    let exe = if exe.contains(' ') { format!("'{exe}'") } else { exe };
+    let from_env = secret_origin == crate::config::ENV_DEV_SECRET;
+    let whose = if from_env {
+        "with the same AUTHGATE_DEV_SECRET set"
+    } else {
+        "as this user, in any directory: the secret is per user"
+    };
     outln!(
         "authgate: zero-config dev mode (no --config / AUTHGATE_CONFIG given)
   issuer `dev`: GoTrue-shaped HS256 tokens, secret from {secret_origin}
   gRPC  {grpc}  (authgate.v1.AuthService, grpc.health.v1, reflection)
   HTTP  http://{http}/healthz  /readyz
 
-Mint a token for this server and check it, from any terminal (the secret is this directory's):
-  cd {dir} && {exe} token --email you@example.com --role admin | {exe} verify
+Mint a token for this server and check it, from any terminal ({whose}):
+  {exe} token --email you@example.com --role admin | {exe} verify
 Clients: clients/python, clients/node, clients/go (the README's examples), --addr {grpc}
 "
     );

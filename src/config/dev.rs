@@ -8,7 +8,7 @@ use super::{
     MIN_SECRET_BYTES, MintAlg, Secret, SigningKeyConfig,
 };
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The dev-mode exchange: a fresh Ed25519 key per start (tokens die with the
@@ -44,7 +44,8 @@ pub(super) fn dev_exchange(http_addr: SocketAddr) -> Option<ExchangeConfig> {
 }
 
 /// The zero-config issuer: GoTrue-shaped HS256, secret from
-/// `AUTHGATE_DEV_SECRET`, else `.authgate/dev-secret` (created once).
+/// `AUTHGATE_DEV_SECRET`, else the per-user file of [`dev_secret_path`]
+/// (created once).
 pub(super) fn dev_issuer(inputs: &Inputs<'_>) -> Result<(IssuerConfig, String), String> {
     let (secret, origin) = dev_secret(inputs)?;
     let issuer = IssuerConfig {
@@ -76,7 +77,7 @@ fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
         }
         return Ok((Secret::new(v.into_bytes()), ENV_DEV_SECRET.to_string()));
     }
-    let path = inputs.workdir.join(DEV_SECRET_PATH);
+    let path = dev_secret_path(inputs.env, &inputs.workdir);
     let origin = path.display().to_string();
     if !path.exists() && inputs.offline {
         return Ok((Secret::new(b"[offline: no dev secret read]".to_vec()), origin));
@@ -93,20 +94,34 @@ fn dev_secret(inputs: &Inputs<'_>) -> Result<(Secret, String), String> {
     Ok((Secret::new(bytes), origin))
 }
 
-/// Creates `<workdir>/.authgate/dev-secret` (mode 0600, 32 random bytes)
-/// unless it exists, so that `authgate token` and the server agree on the
-/// dev issuer's secret. The command line calls it before loading a
+/// The one place a user's dev secret lives, whatever directory a command
+/// runs in, so that `authgate token` in one terminal and the dev server in
+/// another agree: `$XDG_CONFIG_HOME/authgate/dev-secret`, else
+/// `$HOME/.config/authgate/dev-secret`; only a process without a home
+/// (some containers) falls back to `<workdir>/.authgate/dev-secret`.
+/// Relative values are ignored, as the XDG specification says.
+pub fn dev_secret_path(env: &dyn Fn(&str) -> Option<String>, workdir: &Path) -> PathBuf {
+    let absolute = |name: &str| env(name).map(PathBuf::from).filter(|p| p.is_absolute());
+    match (absolute("XDG_CONFIG_HOME"), absolute("HOME")) {
+        (Some(config), _) => config.join(DEV_SECRET_PATH),
+        (None, Some(home)) => home.join(".config").join(DEV_SECRET_PATH),
+        (None, None) => workdir.join(".authgate/dev-secret"),
+    }
+}
+
+/// Creates the file at `path` (mode 0600 in a 0700 directory, 32 random
+/// bytes) unless it exists, so that `authgate token` and the server agree
+/// on the dev issuer's secret. The command line calls it before loading a
 /// zero-config setup without `AUTHGATE_DEV_SECRET`.
 /// `Ok(true)` when it was created now.
-pub fn create_dev_secret(workdir: &Path) -> Result<bool, String> {
-    let path = workdir.join(DEV_SECRET_PATH);
+pub fn create_dev_secret(path: &Path) -> Result<bool, String> {
     if path.exists() {
         return Ok(false);
     }
     use base64::Engine;
     let raw: [u8; 32] = rand::random();
     let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    match write_private(&path, text.as_bytes()) {
+    match write_private(path, text.as_bytes()) {
         // Another process created it first: theirs is the secret.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         other => other.map(|()| true).map_err(|e| format!("cannot create {}: {e}", path.display())),
@@ -114,9 +129,11 @@ pub fn create_dev_secret(workdir: &Path) -> Result<bool, String> {
 }
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::DirBuilderExt;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        // Only directories created now get 0700; an existing ~/.config keeps its mode.
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(bytes)

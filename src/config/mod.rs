@@ -27,7 +27,7 @@ mod traces;
 mod values;
 
 pub use callers::{AccessConfig, CallerConfig, CallerPattern};
-pub use dev::create_dev_secret;
+pub use dev::{create_dev_secret, dev_secret_path};
 pub use edge::{EdgeConfig, IdentityHeaderNames, RoutePolicy, is_route_name};
 pub use exchange::{AudienceConfig, ExchangeConfig, SigningKeyConfig};
 pub use issuers::{
@@ -131,9 +131,9 @@ pub const RESERVED_CLAIM_NAMES: &[&str] = &[
 ];
 /// Name of the issuer the zero-config mode creates.
 pub const DEV_ISSUER: &str = "dev";
-/// Where the zero-config mode keeps its generated secret, under the
-/// working directory.
-pub const DEV_SECRET_PATH: &str = ".authgate/dev-secret";
+/// Where the zero-config mode keeps its generated secret, under the user's
+/// configuration directory (see [`dev_secret_path`]).
+pub const DEV_SECRET_PATH: &str = "authgate/dev-secret";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +294,8 @@ pub struct Inputs<'a> {
     pub http_addr: Option<String>,
     /// Environment lookup (a closure so tests need not touch the process env).
     pub env: &'a dyn Fn(&str) -> Option<String>,
-    /// Base for the dev secret path.
+    /// Base for relative paths the config defaults to (the SQLite store),
+    /// and for the dev secret when the user has no home directory.
     pub workdir: PathBuf,
     /// `check-config --offline`: name secret and key files without reading
     /// them (a config repository's CI has no secrets); such a config only

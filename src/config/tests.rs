@@ -279,26 +279,54 @@ fn redacted_render_has_no_secret() {
 #[test]
 fn dev_mode_creates_and_reuses_its_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let no_env = |_: &str| None;
+    let home = dir.path().join("home");
+    let home_env = |k: &str| (k == "HOME").then(|| home.display().to_string());
     let inputs = Inputs {
         config_path: None,
         grpc_addr: None,
         http_addr: None,
-        env: &no_env,
-        workdir: dir.path().to_path_buf(),
+        env: &home_env,
+        workdir: dir.path().join("work"),
         offline: false,
     };
+    let path = dev_secret_path(inputs.env, &inputs.workdir);
+    assert_eq!(path, home.join(".config/authgate/dev-secret"));
     // Loading has no side effects: without the file, it says how to get one.
     let missing = Config::load(&inputs).unwrap_err().to_string();
     assert!(missing.contains("AUTHGATE_DEV_SECRET") && missing.contains("dev-secret"), "{missing}");
-    assert!(!dir.path().join(".authgate").exists());
-    create_dev_secret(dir.path()).unwrap();
+    assert!(!home.exists());
+    assert!(create_dev_secret(&path).unwrap(), "created now");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&path), mode(path.parent().unwrap())), (0o600, 0o700));
     let a = Config::load(&inputs).unwrap();
-    create_dev_secret(dir.path()).unwrap();
+    assert!(!create_dev_secret(&path).unwrap(), "an existing secret is kept");
     let b = Config::load(&inputs).unwrap();
     assert_eq!(a.issuers[0].name, "dev");
     assert_eq!(a.issuers[0].signing_secret(), b.issuers[0].signing_secret());
-    let meta = std::fs::metadata(dir.path().join(DEV_SECRET_PATH)).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(!inputs.workdir.exists(), "nothing written under the working directory");
+}
+
+#[test]
+fn the_dev_secret_has_one_place_per_user() {
+    let work = std::path::Path::new("/srv/app");
+    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+        (
+            "XDG_CONFIG_HOME wins",
+            &[("XDG_CONFIG_HOME", "/x/cfg"), ("HOME", "/home/u")],
+            "/x/cfg/authgate/dev-secret",
+        ),
+        ("else HOME/.config", &[("HOME", "/home/u")], "/home/u/.config/authgate/dev-secret"),
+        (
+            "a relative XDG_CONFIG_HOME is ignored",
+            &[("XDG_CONFIG_HOME", "cfg"), ("HOME", "/home/u")],
+            "/home/u/.config/authgate/dev-secret",
+        ),
+        ("an empty HOME is no home", &[("HOME", "")], "/srv/app/.authgate/dev-secret"),
+        ("no home at all: the working directory", &[], "/srv/app/.authgate/dev-secret"),
+    ];
+    for (what, vars, want) in cases {
+        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        assert_eq!(dev_secret_path(&env, work), std::path::PathBuf::from(want), "{what}");
+    }
 }

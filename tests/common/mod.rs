@@ -198,7 +198,9 @@ pub fn authgate_command() -> std::process::Command {
 }
 
 /// Removes the developer's `AUTHGATE_*`, `OTEL_*` and `RUST_LOG` from what
-/// `cmd` (and every process it starts) inherits.
+/// `cmd` (and every process it starts) inherits, and gives it a home of
+/// its own (one per test binary), so that the dev secret under the
+/// developer's `~/.config/authgate` is never read or written by a test.
 pub fn hermetic(cmd: &mut std::process::Command) {
     for (name, _) in std::env::vars_os() {
         let n = name.to_string_lossy();
@@ -206,6 +208,14 @@ pub fn hermetic(cmd: &mut std::process::Command) {
             cmd.env_remove(&name);
         }
     }
+    cmd.env("HOME", test_home()).env_remove("XDG_CONFIG_HOME");
+}
+
+/// A home directory for every process this test binary starts, removed
+/// with nothing else: it lives under the system's temporary directory.
+pub fn test_home() -> &'static std::path::Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::Builder::new().prefix("authgate-test-home").tempdir().unwrap()).path()
 }
 
 /// Path of the repository root.
