@@ -310,7 +310,8 @@ fn dev_mode_creates_and_reuses_its_secret() {
 #[test]
 fn the_dev_secret_has_one_place_per_user() {
     let work = std::path::Path::new("/srv/app");
-    let cases: [(&str, &[(&str, &str)], &str); 5] = [
+    type Vars = &'static [(&'static str, &'static str)];
+    let cases: [(&str, Vars, &str); 5] = [
         (
             "XDG_CONFIG_HOME wins",
             &[("XDG_CONFIG_HOME", "/x/cfg"), ("HOME", "/home/u")],
