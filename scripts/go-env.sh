@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the Go client test needs, from Debian's packages (Go 1.19,
-# grpc-go, protoc and its Go plugins; GOPATH mode, no module downloads).
+# grpc-go, protoc and its Go plugins). No module downloads: the test builds
+# the client module in a workspace that scripts/go-work.sh points at these
+# packaged sources.
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 pkgs=(golang-go protobuf-compiler golang-google-grpc-dev protoc-gen-go protoc-gen-go-grpc

@@ -141,50 +141,79 @@ async fn node_client_package() {
     assert!(stdout.contains("6 passed, 0 failed"), "{stdout}");
 }
 
-/// Builds clients/go (the README's Go example) against stubs generated from
-/// proto/ with Debian's protoc, protoc-gen-go and protoc-gen-go-grpc, in
-/// GOPATH mode (no module downloads), and returns the binary.
+/// Builds the README's Go example (clients/go/examples/verify) and returns
+/// the binary.
 fn build_go_client(dir: &std::path::Path) -> PathBuf {
-    go_build(dir, "clients/go/verify", "verify-go")
+    go_build(dir, "clients/go", "./examples/verify", "verify-go")
 }
 
-/// A GOPATH under `dir` with the stubs where the proto's go_package says
-/// (import paths match what a module user writes), the example
-/// (`clients/go/verify`), the package (`clients/go/authgate`) and its check
-/// program (`tests/go/package_check`); builds `target` into `dir/<bin>`.
-fn go_build(dir: &std::path::Path, target: &str, bin: &str) -> PathBuf {
-    let src = dir.join("src");
-    let pkg = src.join("github.com/authgate/authgate");
-    for (from, to) in [
-        ("clients/go/main.go", "clients/go/verify/main.go"),
-        ("clients/go/authgate/authgate.go", "clients/go/authgate/authgate.go"),
-        ("tests/go/package_check/main.go", "tests/go/package_check/main.go"),
-    ] {
-        std::fs::create_dir_all(pkg.join(to).parent().unwrap()).unwrap();
-        std::fs::copy(repo_root().join(from), pkg.join(to)).unwrap();
+/// The go command of an offline workspace under `dir` (scripts/go-work.sh:
+/// the client module and tests/go, their dependencies replaced by Debian's
+/// packaged sources, no module downloads), run in `module_dir`.
+fn go_command(dir: &std::path::Path, module_dir: &str) -> Command {
+    if !dir.join("go.work").exists() {
+        let work =
+            Command::new(repo_root().join("scripts/go-work.sh")).arg(dir).output().expect("go-work.sh");
+        assert!(work.status.success(), "go-work.sh: {}", String::from_utf8_lossy(&work.stderr));
     }
-    let protoc = Command::new("protoc")
-        .current_dir(repo_root().join("proto"))
-        .arg(format!("--go_out={}", src.display()))
-        .arg(format!("--go-grpc_out={}", src.display()))
-        .arg("authgate/v1/auth.proto")
-        .output()
-        .expect("protoc (scripts/go-env.sh installs it)");
-    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    let mut go = Command::new("go");
+    go.current_dir(repo_root().join(module_dir))
+        .env("GOWORK", dir.join("go.work"))
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "")
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOCACHE", dir.join("gocache"));
+    go
+}
+
+/// `go build` of `package` in the module at `module_dir` into `dir/<bin>`.
+fn go_build(dir: &std::path::Path, module_dir: &str, package: &str, bin: &str) -> PathBuf {
     let bin = dir.join(bin);
-    let build = Command::new("go")
-        .current_dir(pkg.join(target))
+    let build = go_command(dir, module_dir)
         .args(["build", "-o"])
         .arg(&bin)
-        .arg(".")
-        .env("GO111MODULE", "off")
-        .env("GOPATH", format!("{}:/usr/share/gocode", dir.display()))
-        .env("GOCACHE", dir.join("gocache"))
-        .env("GOFLAGS", "")
+        .arg(package)
         .output()
         .expect("go (scripts/go-env.sh installs it)");
     assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
     bin
+}
+
+/// The Go module as a user gets it: its committed stubs (clients/go/authgatev1)
+/// are what protoc makes of the proto today, the code is gofmt-clean, and
+/// `go vet` passes on every package.
+#[test]
+fn go_module_is_current_and_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let protoc = Command::new("protoc")
+        .current_dir(repo_root().join("proto"))
+        .arg(format!("--go_out={}", dir.path().display()))
+        .arg(format!("--go-grpc_out={}", dir.path().display()))
+        .arg("authgate/v1/auth.proto")
+        .output()
+        .expect("protoc (scripts/go-env.sh installs it)");
+    assert!(protoc.status.success(), "protoc: {}", String::from_utf8_lossy(&protoc.stderr));
+    let generated = dir.path().join("github.com/authgate/authgate/clients/go/authgatev1");
+    for file in ["auth.pb.go", "auth_grpc.pb.go"] {
+        let fresh = std::fs::read_to_string(generated.join(file)).unwrap();
+        let committed =
+            std::fs::read_to_string(repo_root().join("clients/go/authgatev1").join(file)).unwrap();
+        assert!(
+            fresh == committed,
+            "clients/go/authgatev1/{file} is stale: regenerate with\n  cd proto && protoc --go_out=. \
+             --go-grpc_out=. authgate/v1/auth.proto, then move the files"
+        );
+    }
+    let gofmt =
+        Command::new("gofmt").arg("-l").arg("clients/go").arg("tests/go").current_dir(repo_root()).output();
+    let gofmt = gofmt.expect("gofmt");
+    assert!(
+        gofmt.status.success() && gofmt.stdout.is_empty(),
+        "gofmt: {}",
+        String::from_utf8_lossy(&gofmt.stdout)
+    );
+    let vet = go_command(dir.path(), "clients/go").args(["vet", "./..."]).output().unwrap();
+    assert!(vet.status.success(), "go vet: {}", String::from_utf8_lossy(&vet.stderr));
 }
 
 /// The Go package (clients/go/authgate): Verify, a typed *Denied with the
@@ -200,7 +229,7 @@ async fn go_client_package() {
     let dir_path = dir.path().to_path_buf();
     let addr = server.grpc.to_string();
     let out = tokio::task::spawn_blocking(move || {
-        let bin = go_build(&dir_path, "tests/go/package_check", "package-check");
+        let bin = go_build(&dir_path, "tests/go", "./package_check", "package-check");
         Command::new(bin).args(["-addr", &addr, "-good", &good, "-forged", &forged]).output()
     })
     .await
@@ -211,7 +240,7 @@ async fn go_client_package() {
     assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
 }
 
-/// The README's Go example (clients/go/main.go) against the server, in
+/// The README's Go example (clients/go/examples/verify) against the server, in
 /// plaintext and over mutual TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_grpc_client() {

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	authgatev1 "github.com/authgate/authgate/gen/go/authgate/v1"
+	authgatev1 "github.com/authgate/authgate/clients/go/authgatev1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"

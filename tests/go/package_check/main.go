@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/authgate/authgate/clients/go/authgate"
-	authgatev1 "github.com/authgate/authgate/gen/go/authgate/v1"
+	authgatev1 "github.com/authgate/authgate/clients/go/authgatev1"
 	"google.golang.org/grpc/codes"
 )
 

@@ -6,9 +6,8 @@
 //
 // Prints the identity as JSON and exits 0, or prints the gRPC code and
 // authgate's reason (from the google.rpc.ErrorInfo detail) and exits 1.
-// Stubs: protoc --go_out --go-grpc_out from ../../proto, at the proto's
-// go_package path github.com/authgate/authgate/gen/go/authgate/v1 (see
-// tests/polyglot.rs).
+// The stubs are the module's authgatev1 package (generated from
+// proto/authgate/v1/auth.proto; tests/polyglot.rs checks they are current).
 package main
 
 import (
@@ -22,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	authgatev1 "github.com/authgate/authgate/gen/go/authgate/v1"
+	authgatev1 "github.com/authgate/authgate/clients/go/authgatev1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"

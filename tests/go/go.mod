@@ -1,0 +1,3 @@
+module github.com/authgate/authgate/tests/go
+
+go 1.19
