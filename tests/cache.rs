@@ -119,3 +119,78 @@ async fn random_input_never_panics() {
         assert!(seen.contains(reason), "{reason} never seen: {seen:?}");
     }
 }
+
+/// A reload keeps what unchanged issuers learned: their verified identities
+/// and hosted Identity's answers go on hitting (no re-verification, no
+/// burst of calls to GoTrue), while an issuer whose entry changed starts
+/// afresh — and a secret removed by the reload refuses at once a token
+/// that was cached under it.
+#[tokio::test]
+async fn a_reload_keeps_the_caches_of_unchanged_issuers_only() {
+    use authgate::testing::{Live, Metrics};
+    const HOSTED: &str = "hosted-identity-secret-nobody-has-0123";
+    const NEW_SECRET: &str = "rotated-netlify-secret-0123456789";
+    let fake = common::gotrue::FakeGoTrue::start(HOSTED, None).await;
+    fake.add_user("5b0e6b44-6f1d-4d55-9c5a-8a3f8e0d7c21", "h@example.com", &["editor"]);
+    let hosted = format!(
+        "[[issuers]]\nname = \"hosted\"\nkind = \"netlify_identity\"\nidentity_url = \"{}\"\n",
+        fake.url()
+    );
+    let config = |netlify_secret: &str, previous: &str, functions_audience: &str| {
+        let text = standard_config()
+            .replacen(
+                &format!("secret = \"{SECRET}\"\nprevious_secret = \"{PREVIOUS}\""),
+                &format!("secret = \"{netlify_secret}\"\nprevious_secret = \"{previous}\""),
+                1,
+            )
+            .replace("audiences = [\"backend\"]", &format!("audiences = [\"{functions_audience}\"]"));
+        load_config(&format!("{text}\n{hosted}")).unwrap()
+    };
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let live = Live::start(config(SECRET, PREVIOUS, "backend"), metrics.clone()).unwrap();
+    let hits = || {
+        let text = metrics.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("authgate_cache_requests_total{cache=\"identity\",result=\"hit\"}"));
+        line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64
+    };
+    let netlify = gotrue_token(&gotrue_claims(), SECRET);
+    let mut hosted_claims = gotrue_claims();
+    hosted_claims["sub"] = "5b0e6b44-6f1d-4d55-9c5a-8a3f8e0d7c21".into();
+    let hosted_token = gotrue_token(&hosted_claims, HOSTED);
+    let gate = || live.get().gate.clone();
+    assert_eq!(check(&gate(), &netlify, "", &[]).await.map(|_| ()), Ok(()));
+    let first = check(&gate(), &hosted_token, "hosted", &[]).await;
+    assert!(first.is_ok(), "{first:?}");
+    let (mut want_hits, upstream) = (hits(), fake.hits());
+    assert_eq!(upstream, 1);
+
+    // (what the reload changes, whether netlify's cached token still hits, its answer)
+    let cases = [
+        ("nothing", config(SECRET, PREVIOUS, "backend"), true, Ok(())),
+        ("another issuer's audiences", config(SECRET, PREVIOUS, "backend-v2"), true, Ok(())),
+        (
+            "netlify's previous secret",
+            config(SECRET, "another-previous-0123456789", "backend-v2"),
+            false,
+            Ok(()),
+        ),
+        (
+            "netlify's secret, the old one gone",
+            config(NEW_SECRET, "another-previous-0123456789", "backend-v2"),
+            false,
+            Err("bad_signature"),
+        ),
+    ];
+    for (what, next, hit, answer) in cases {
+        live.reload(next, std::time::Duration::from_secs(2)).await.unwrap();
+        assert_eq!(check(&gate(), &netlify, "", &[]).await.map(|_| ()), answer, "reload of {what}");
+        if hit {
+            want_hits += 1;
+        }
+        assert_eq!(hits(), want_hits, "reload of {what}: netlify's entry hit = {hit}");
+        assert!(check(&gate(), &hosted_token, "hosted", &[]).await.is_ok(), "reload of {what}");
+        assert_eq!(fake.hits(), upstream, "reload of {what}: hosted Identity's answer stays cached");
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 /// The kinds of issuer authgate can verify, with their own settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum IssuerKind {
     /// `kind = "hs256"` (default): HMAC-SHA256 with shared secrets (GoTrue /
     /// Netlify Identity with a known secret, or any service that signs with
@@ -99,7 +99,7 @@ pub struct JwksSettings {
 }
 
 /// Settings of an `hs256` issuer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Hs256Settings {
     /// `secret` / `secret_file` / `AUTHGATE_ISSUER_<NAME>_SECRET[_FILE]`:
     /// required, at least 16 bytes.
@@ -113,7 +113,7 @@ pub struct Hs256Settings {
 }
 
 /// Settings of a `netlify_identity` issuer (remote introspection).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NetlifyIdentitySettings {
     /// `site_url` (the Identity base is `<site_url>/.netlify/identity`) or
     /// `identity_url` (the base itself: self-hosted GoTrue, tests). One is
@@ -146,8 +146,9 @@ pub struct NetlifyIdentitySettings {
     pub max_response_bytes: usize,
 }
 
-/// One `[[issuers]]` entry.
-#[derive(Debug, Clone)]
+/// One `[[issuers]]` entry. Equal entries verify alike: a reload keeps
+/// the verifier (and its caches) of an issuer whose entry did not change.
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     /// `name`: required, unique, `[a-z0-9_-]+`. Reported as `Identity.issuer`.
     pub name: String,

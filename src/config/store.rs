@@ -100,7 +100,7 @@ pub enum OnStoreError {
 }
 
 /// The Netlify Identity webhook of one issuer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookConfig {
     /// `webhook_secret` / `webhook_secret_file` /
     /// `AUTHGATE_ISSUER_<NAME>_WEBHOOK_SECRET[_FILE]`: the secret set at
@@ -117,7 +117,7 @@ pub struct WebhookConfig {
 }
 
 /// One issuer's use of the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerStoreConfig {
     /// `roles_source`: default `token`.
     pub roles_source: RolesSource,

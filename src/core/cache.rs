@@ -30,7 +30,9 @@ impl moka::Expiry<Key, Entry> for EntryExpiry {
     }
 }
 
-/// Verified identities of one issuer set.
+/// Verified identities of one issuer set. A clone is another handle on the
+/// same entries (a reload keeps them).
+#[derive(Clone)]
 pub struct IdentityCache {
     entries: moka::sync::Cache<Key, Entry>,
     max_ttl: Duration,
@@ -137,7 +139,6 @@ impl IdentityCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
 
     fn identity(exp: i64) -> Arc<Identity> {
         Arc::new(Identity {
@@ -148,8 +149,6 @@ mod tests {
             issuer: Arc::from("dev"),
             audiences: vec![],
             expires_at: exp,
-            app_metadata: Map::new(),
-            user_metadata: Map::new(),
             ..Identity::default()
         })
     }

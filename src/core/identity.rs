@@ -21,9 +21,9 @@ pub struct Identity {
     /// `exp`, seconds since the Unix epoch.
     pub expires_at: i64,
     /// `app_metadata` as issued.
-    pub app_metadata: Map<String, Value>,
+    pub app_metadata: Metadata,
     /// `user_metadata` as issued: user-writable, never used for decisions.
-    pub user_metadata: Map<String, Value>,
+    pub user_metadata: Metadata,
     /// `session_id`, empty when absent.
     pub session_id: String,
     /// `aal`, empty when absent.
@@ -40,6 +40,50 @@ pub struct Identity {
     /// This identity as an adapter answers it, made on first use: a cached
     /// identity is encoded once, not on every request that hits it.
     pub encoded: Encoded,
+}
+
+/// A metadata object (`app_metadata`, `user_metadata`) kept as its compact
+/// JSON text. A cache holds up to `max_entries` identities, and a parsed
+/// object costs many times its text (serde_json's `Map` is a B-tree whose
+/// first node takes 640 bytes for two keys); nothing on the request path
+/// reads metadata, only the answer and the user store's row, which parse it
+/// back. An empty object holds nothing. `Debug` shows only the size: the
+/// content is the user's.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Metadata(Option<Box<str>>);
+
+impl Metadata {
+    /// The object's compact text (none when empty).
+    pub fn from_map(map: &Map<String, Value>) -> Self {
+        if map.is_empty() {
+            return Self(None);
+        }
+        // Cannot fail: a `Map` holds string keys and JSON values only.
+        Self(serde_json::to_string(map).ok().map(String::into_boxed_str))
+    }
+
+    /// The object again (empty when none). The text was written by
+    /// [`Metadata::from_map`], so it always parses.
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0.as_deref().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+    }
+
+    /// Length of the JSON text (0 when empty).
+    pub fn json_len(&self) -> usize {
+        self.0.as_deref().map_or(0, str::len)
+    }
+}
+
+impl From<Map<String, Value>> for Metadata {
+    fn from(map: Map<String, Value>) -> Self {
+        Self::from_map(&map)
+    }
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Metadata({} bytes)", self.json_len())
+    }
 }
 
 /// An identity's encoded form (the gRPC adapter's `Identity` message), kept
@@ -102,8 +146,8 @@ impl Identity {
             "issuer": &*self.issuer,
             "audiences": self.audiences,
             "expires_at": self.expires_at,
-            "app_metadata": self.app_metadata,
-            "user_metadata": self.user_metadata,
+            "app_metadata": self.app_metadata.to_map(),
+            "user_metadata": self.user_metadata.to_map(),
             "session_id": self.session_id,
             "aal": self.aal,
             "is_anonymous": self.is_anonymous,
@@ -141,13 +185,35 @@ mod tests {
             issuer: Arc::from("dev"),
             audiences: vec![],
             expires_at: 0,
-            app_metadata: Map::new(),
-            user_metadata: Map::new(),
             ..Identity::default()
         };
         assert!(id.has_any_role(&[]));
         assert!(id.has_any_role(&["admin".into(), "editor".into()]));
         assert!(!id.has_any_role(&["admin".into()]));
+    }
+
+    #[test]
+    fn metadata_round_trips_through_its_text() {
+        let cases = [
+            ("empty holds nothing", serde_json::json!({}), 0),
+            (
+                "provider and roles",
+                serde_json::json!({"provider": "email", "roles": ["editor", "member"]}),
+                48,
+            ),
+            (
+                "nested, numbers, null, unicode",
+                serde_json::json!({"a": {"b": [1, 2.5, -3, null, true]}, "n": 18446744073709551615u64, "é": "ü"}),
+                67,
+            ),
+        ];
+        for (what, value, len) in cases {
+            let map = value.as_object().unwrap().clone();
+            let kept = Metadata::from_map(&map);
+            assert_eq!(kept.to_map(), map, "{what}");
+            assert_eq!(kept.json_len(), len, "{what}");
+            assert_eq!(format!("{kept:?}"), format!("Metadata({len} bytes)"), "{what}: no content in Debug");
+        }
     }
 
     #[test]

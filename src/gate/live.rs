@@ -64,18 +64,22 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Builds every verifier, key set and the key ring from `config`.
+    /// Builds every verifier, key set and the key ring from `config`;
+    /// on a reload, `previous` is the running generation and its config,
+    /// whose unchanged issuers and identity cache carry over ([`Gate::new`]).
     pub fn build(
         config: &Config,
         metrics: Arc<Metrics>,
         replay: &ReplayCache,
         store: Option<Arc<UserStore>>,
+        previous: Option<(&Generation, &Config)>,
     ) -> Result<Self, String> {
         let material = Material::build(config).map_err(|e| e.0.join("; "))?;
         let caller_tokens =
             crate::gate::callers::CallerTokens::new(config, &material.caller_static_sets, &metrics);
         let webhooks = crate::gate::webhook::Webhooks::new(config, store.clone(), metrics.clone());
-        let gate = Arc::new(Gate::new(config, &material.static_sets, metrics, replay, store));
+        let previous = previous.map(|(g, c)| (g.gate.as_ref(), c));
+        let gate = Arc::new(Gate::new(config, &material.static_sets, metrics, replay, store, previous));
         let exchanger = match (&config.exchange, material.ring) {
             (Some(x), Some(ring)) => Some(Arc::new(Exchanger::new(gate.clone(), x, ring))),
             _ => None,
@@ -146,7 +150,7 @@ impl Live {
         store: Option<Arc<UserStore>>,
     ) -> Result<Self, String> {
         let replay = ReplayCache::for_config(&config);
-        let first = Generation::build(&config, metrics.clone(), &replay, store.clone())?;
+        let first = Generation::build(&config, metrics.clone(), &replay, store.clone(), None)?;
         Ok(Self {
             current: RwLock::new(Arc::new(first)),
             metrics,
@@ -187,11 +191,18 @@ impl Live {
     /// required issuers to have keys, and swaps it in. On any error the
     /// running generation stays and the error is returned.
     pub async fn reload(&self, next: Config, ready_within: Duration) -> Result<Vec<String>, String> {
-        let fixed = {
+        let (fixed, generation) = {
             let current = self.config.read().unwrap_or_else(|p| p.into_inner());
-            restart_only_changes(&current, &next)
+            let running = self.get();
+            let generation = Generation::build(
+                &next,
+                self.metrics.clone(),
+                &self.replay,
+                self.store.clone(),
+                Some((&running, &current)),
+            )?;
+            (restart_only_changes(&current, &next), generation)
         };
-        let generation = Generation::build(&next, self.metrics.clone(), &self.replay, self.store.clone())?;
         let deadline = tokio::time::Instant::now() + ready_within;
         while !generation.gate.issuers().ready() {
             if tokio::time::Instant::now() >= deadline {

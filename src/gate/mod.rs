@@ -84,6 +84,7 @@ impl Gate {
             Arc::new(Metrics::new()),
             &ReplayCache::for_config(config),
             None,
+            None,
         ))
     }
 
@@ -109,7 +110,7 @@ impl Gate {
                 Some(store)
             }
         };
-        Ok(Self::new(config, &material.static_sets, metrics, &ReplayCache::for_config(config), store))
+        Ok(Self::new(config, &material.static_sets, metrics, &ReplayCache::for_config(config), store, None))
     }
 
     /// Builds every issuer's verifier with the key sets parsed from
@@ -122,12 +123,30 @@ impl Gate {
         metrics: Arc<Metrics>,
         replay: &ReplayCache,
         store: Option<Arc<crate::store::UserStore>>,
+        previous: Option<(&Gate, &Config)>,
     ) -> Self {
-        let cache = (config.cache.max_entries > 0)
-            .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()));
+        // A reload keeps the verified identities while `[cache]` is
+        // unchanged: their keys name the verifier instance that verified
+        // them, so only issuers whose entry is unchanged (and whose verifier
+        // is kept) go on hitting them; the rest age out or are evicted.
+        let kept = previous
+            .filter(|(_, was)| was.cache.max_entries == config.cache.max_entries)
+            .filter(|(_, was)| was.cache.max_ttl == config.cache.max_ttl)
+            .and_then(|(running, _)| running.cache.clone());
+        let cache = kept.or_else(|| {
+            (config.cache.max_entries > 0)
+                .then(|| IdentityCache::new(config.cache.max_entries, config.cache.max_ttl, metrics.clone()))
+        });
+        let issuers = Issuers::from_config(
+            config,
+            static_sets,
+            &metrics,
+            store.clone(),
+            previous.map(|(g, c)| (&g.issuers, c)),
+        );
         Self {
             metrics: metrics.clone(),
-            issuers: Issuers::from_config(config, static_sets, &metrics, store.clone()),
+            issuers,
             cache,
             proxy: config.signed_proxy.as_ref().map(|p| ProxyVerifier::new(p, replay)),
             proxy_required_by: config

@@ -244,8 +244,8 @@ impl UserStore {
         self.queue(Change::Seen(NetlifyFields {
             email: identity.email.clone(),
             provider: identity.provider.clone(),
-            app_metadata: identity.app_metadata.clone(),
-            user_metadata: identity.user_metadata.clone(),
+            app_metadata: identity.app_metadata.to_map(),
+            user_metadata: identity.user_metadata.to_map(),
             ..NetlifyFields::bare(&identity.issuer, &identity.subject)
         }));
     }

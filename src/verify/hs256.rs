@@ -25,6 +25,8 @@ pub struct Hs256Verifier {
     expected_iss: Option<String>,
     role_claims: Vec<ClaimPath>,
     allow_system_principal: bool,
+    /// This instance, in cache keys ([`Verifier::cache_epoch`]).
+    instance: u64,
 }
 
 impl Hs256Verifier {
@@ -39,6 +41,7 @@ impl Hs256Verifier {
             expected_iss: config.expected_iss.clone(),
             role_claims: config.role_claims.clone(),
             allow_system_principal: settings.allow_system_principal,
+            instance: rand::random(),
         }
     }
 
@@ -70,6 +73,10 @@ impl Hs256Verifier {
 impl Verifier for Hs256Verifier {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn cache_epoch(&self) -> Result<u64, AuthError> {
+        Ok(self.instance)
     }
 
     fn expected_iss(&self) -> Option<&str> {

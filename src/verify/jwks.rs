@@ -59,6 +59,8 @@ pub struct JwksVerifier {
     role_claims: Vec<ClaimPath>,
     settings: JwksSettings,
     keys: Arc<KeyStore>,
+    /// This instance, in cache keys ([`Verifier::cache_epoch`]).
+    instance: u64,
 }
 
 /// The current snapshot and what refreshing it needs; shared with the
@@ -145,6 +147,7 @@ impl JwksVerifier {
             role_claims: config.role_claims.clone(),
             settings: settings.clone(),
             keys,
+            instance: rand::random(),
         }
     }
 
@@ -437,8 +440,8 @@ impl Verifier for JwksVerifier {
     fn cache_epoch(&self) -> Result<u64, AuthError> {
         match self.keys.snapshot() {
             Some(set) if !self.keys.fresh(&set) => Err(AuthError::KeysUnavailable),
-            Some(set) => Ok(set.fingerprint),
-            None => Ok(0),
+            Some(set) => Ok(set.fingerprint ^ self.instance),
+            None => Ok(self.instance),
         }
     }
 }

@@ -45,10 +45,13 @@ pub trait Verifier: Send + Sync {
     fn has_own_cache(&self) -> bool {
         false
     }
-    /// The generation of the key material a cached answer depends on: an
-    /// entry cached under another generation is never served, so a key
-    /// removed from the issuer's key set stops granting at once. An error
-    /// means the issuer cannot answer now (keys past their staleness).
+    /// What a cached answer of the shared cache depends on: this verifier
+    /// instance (drawn at random when it is built, so the entries of a
+    /// verifier a reload replaced are never served by its successor, which
+    /// may have other secrets or rules) and the generation of its key
+    /// material (a key removed from the issuer's key set stops granting at
+    /// once). An error means the issuer cannot answer now (keys past their
+    /// staleness). Verifiers with their own cache need none.
     fn cache_epoch(&self) -> Result<u64, AuthError> {
         Ok(0)
     }
@@ -75,13 +78,31 @@ impl Issuers {
     /// Builds every verifier (and its keys) from a validated config.
     /// `static_sets` are the issuers' parsed static key sets, in config
     /// order ([`crate::keys::Material`]).
+    /// With `previous` (the running issuers and the config they were built
+    /// from; a reload), an issuer whose `[[issuers]]` entry is unchanged
+    /// keeps its verifier: its caches, fetched keys and upstream limits
+    /// live on, so a reload costs no re-verification and sends no burst of
+    /// introspection calls to GoTrue. The metrics and the store are the
+    /// process's, the same across reloads.
     pub fn from_config(
         config: &Config,
         static_sets: &[Option<Arc<KeySet>>],
         metrics: &Arc<crate::obs::metrics::Metrics>,
         store: Option<Arc<crate::store::UserStore>>,
+        previous: Option<(&Issuers, &Config)>,
     ) -> Self {
-        Self::build(&config.issuers, static_sets, metrics, store)
+        let mut built = Self::build(&config.issuers, static_sets, metrics, store);
+        if let Some((running, was)) = previous {
+            for (slot, issuer) in built.verifiers.iter_mut().zip(&config.issuers) {
+                let unchanged = was.issuers.iter().any(|old| old == issuer);
+                if let Some(kept) =
+                    running.verifiers.iter().find(|v| v.name() == issuer.name).filter(|_| unchanged)
+                {
+                    *slot = kept.clone();
+                }
+            }
+        }
+        built
     }
 
     /// Builds a verifier for each of `issuers` (`[[issuers]]`, or
