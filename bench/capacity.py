@@ -43,7 +43,6 @@ def main():
     ap.add_argument("--max-entries", type=int, default=100_000)
     ap.add_argument("--in-flight", type=int, default=200)
     args = ap.parse_args()
-    sys.path.insert(0, str(ROOT / "clients" / "python"))
     import grpc
     from authgate_client._gen.authgate.v1 import auth_pb2, auth_pb2_grpc
 
