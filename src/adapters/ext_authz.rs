@@ -48,7 +48,7 @@ impl ExtAuthz {
 
 /// What a CheckRequest says about the HTTP request.
 struct RequestView<'r> {
-    /// `headers` and `header_map`, merged.
+    /// From `headers` and `header_map`, merged: the ones a decision reads.
     headers: Headers,
     context_extensions: &'r HashMap<String, String>,
     /// `attributes.source`: the downstream address as Envoy saw it.
@@ -61,8 +61,15 @@ fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
     let http = attributes.request.as_ref().and_then(|r| r.http.as_ref()).ok_or(missing)?;
     let mut out = Headers::new();
     // The same rule as forward-auth's `HeaderValue::to_str`: visible ASCII
-    // and tab.
+    // and tab. Only the headers a decision reads and the W3C trace context
+    // are kept: Envoy sends every request header, and copying the others
+    // cost more than the decision's own lookups.
     let mut add = |name: &str, value: &[u8]| {
+        let kept = crate::gate::edge::is_read_header(name)
+            || crate::obs::traces::CONTEXT_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h));
+        if !kept {
+            return Ok(());
+        }
         let visible = value.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
         match std::str::from_utf8(value) {
             Ok(v) if visible || !crate::gate::edge::is_read_header(name) => {

@@ -95,7 +95,8 @@ fn bearer(value: &str) -> Result<Option<&str>, AuthError> {
     };
     // GoTrue: `^(?:B|b)earer (\S+$)`: exactly one space, one non-space run.
     match rest.strip_prefix(' ') {
-        Some(token) if !token.is_empty() && !token.contains(|c: char| c.is_ascii_whitespace()) => {
+        // Bytes, not chars: no byte of a multi-byte character is ASCII.
+        Some(token) if !token.is_empty() && !token.bytes().any(|b| b.is_ascii_whitespace()) => {
             Ok(Some(token))
         }
         _ if rest.is_empty() || rest.starts_with(' ') => {

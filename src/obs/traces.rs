@@ -67,6 +67,9 @@ impl<'a, F: Fn(&str) -> Option<&'a str>> Extractor for Lookup<'a, F> {
     }
 }
 
+/// The headers the W3C trace context is read from.
+pub const CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
 /// A server span for one decision, child of the W3C context that
 /// `header(name)` finds (lower-case names). The returned context carries the
 /// span: run the work under it with
@@ -149,5 +152,18 @@ pub fn refresh_span(issuer: &str) -> Context {
 pub fn end(cx: &Context) {
     if tracer().is_some() {
         cx.span().end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_headers_are_the_propagators() {
+        use opentelemetry::propagation::TextMapPropagator;
+        let propagator = TraceContextPropagator::new();
+        let fields: Vec<&str> = propagator.fields().collect();
+        assert_eq!(fields, CONTEXT_HEADERS, "ext_authz keeps exactly these headers for the trace context");
     }
 }
