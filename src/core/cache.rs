@@ -7,8 +7,10 @@
 //! - Only successful verifications are stored. An entry lives at most
 //!   `min(max_ttl, exp + leeway − now)`, and `exp` is re-checked on every hit,
 //!   so no entry outlives its token.
-//! - Bounded by entry count; owned by the issuer set, so new key material
-//!   (a new snapshot) starts with an empty cache.
+//! - Bounded by entry count. Kept across reloads while `[cache]` is
+//!   unchanged; keys include the verifier instance and its key set's
+//!   fingerprint, so a changed issuer or new key material never serves an
+//!   entry made before it.
 //! - Required roles are checked per request, after the cache.
 
 use crate::core::identity::Identity;
