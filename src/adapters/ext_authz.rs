@@ -206,7 +206,7 @@ fn metadata(id: &crate::core::identity::Identity) -> envoy_types::pb::google::pr
     let s = |v: String| Value { kind: Some(Kind::StringValue(v)) };
     let mut metadata = Struct {
         fields: [
-            ("subject".to_string(), s(id.subject.clone())),
+            ("subject".to_string(), s(id.subject.to_string())),
             ("issuer".to_string(), s(id.issuer.to_string())),
             ("roles".to_string(), s(id.roles.join(","))),
             (

@@ -7,17 +7,17 @@ use serde_json::{Map, Value};
 impl From<&Identity> for pb::Identity {
     fn from(id: &Identity) -> Self {
         pb::Identity {
-            subject: id.subject.clone(),
-            email: id.email.clone(),
-            roles: id.roles.clone(),
-            provider: id.provider.clone(),
+            subject: id.subject.to_string(),
+            email: id.email.to_string(),
+            roles: id.roles.to_vec(),
+            provider: id.provider.to_string(),
             issuer: id.issuer.to_string(),
-            audiences: id.audiences.clone(),
+            audiences: id.audiences.to_vec(),
             expires_at: Some(prost_types::Timestamp { seconds: id.expires_at, nanos: 0 }),
             app_metadata: Some(to_struct(&id.app_metadata.to_map())),
             user_metadata: Some(to_struct(&id.user_metadata.to_map())),
-            session_id: id.session_id.clone(),
-            aal: id.aal.clone(),
+            session_id: id.session_id.to_string(),
+            aal: id.aal.to_string(),
             is_anonymous: id.is_anonymous,
             claims: (!id.claims.is_empty()).then(|| to_struct(&id.claims)),
         }

@@ -145,11 +145,11 @@ mod tests {
     fn identity(exp: i64) -> Arc<Identity> {
         Arc::new(Identity {
             subject: "u".into(),
-            email: String::new(),
-            roles: vec![],
-            provider: String::new(),
+            email: "".into(),
+            roles: vec![].into(),
+            provider: "".into(),
             issuer: Arc::from("dev"),
-            audiences: vec![],
+            audiences: vec![].into(),
             expires_at: exp,
             ..Identity::default()
         })

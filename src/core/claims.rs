@@ -124,21 +124,21 @@ impl Claims {
         let app_metadata = self.take_object("app_metadata")?;
         let provider = app_metadata.get("provider").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         Ok(crate::core::identity::Identity {
-            subject,
-            email,
-            roles,
-            provider,
+            subject: subject.into(),
+            email: email.into(),
+            roles: roles.into(),
+            provider: provider.into(),
             issuer,
-            audiences,
+            audiences: audiences.into(),
             expires_at,
             app_metadata: crate::core::identity::Metadata::from_map(&app_metadata),
             user_metadata: crate::core::identity::Metadata::from_map(&self.take_object("user_metadata")?),
-            session_id,
-            aal,
+            session_id: session_id.into(),
+            aal: aal.into(),
             is_anonymous,
-            jti,
+            jti: jti.into(),
             issued_at,
-            claims: serde_json::Map::new(),
+            claims: Default::default(),
             encoded: Default::default(),
         })
     }

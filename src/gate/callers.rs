@@ -118,7 +118,7 @@ impl CallerTokens {
             verifier.verify(&jws, None).await
         };
         match checked.await {
-            Ok(identity) => Ok(Arc::from(identity.subject.as_str())),
+            Ok(identity) => Ok(Arc::from(&*identity.subject)),
             Err(e) => {
                 tracing::debug!(reason = e.reason(), "caller token refused");
                 Err(AuthError::CallerUnauthenticated)

@@ -107,7 +107,7 @@ impl<'c> Decision<'c> {
             ("granted", Some(V::Bool(granted))),
             ("reason", text(reason)),
             ("issuer", text(issuer)),
-            ("subject", text(outcome.ok().map(|identity| identity.subject.as_str()))),
+            ("subject", text(outcome.ok().map(|identity| &*identity.subject))),
             ("cache_hit", granted.then_some(V::Bool(self.cache_hit))),
             ("signed_proxy", granted.then_some(V::Bool(self.signed_proxy))),
             ("store", text(store)),

@@ -398,7 +398,7 @@ mod tests {
     fn roles_that_do_not_fit_the_header_are_left_out() {
         let id = Identity {
             subject: "u1".into(),
-            roles: vec!["member".into(), "member,admin".into(), "ops\n".into(), "édition".into()],
+            roles: vec!["member".into(), "member,admin".into(), "ops\n".into(), "édition".into()].into(),
             issuer: "site".into(),
             ..Identity::default()
         };
@@ -408,7 +408,7 @@ mod tests {
         assert_eq!(headers.omitted_roles, 2);
         let bad = Identity { subject: "u1\r\nx".into(), ..id.clone() };
         assert_eq!(identity_headers(&names, &bad).unwrap_err().reason(), "unsafe_identity_value");
-        let empty = Identity { subject: String::new(), ..id };
+        let empty = Identity { subject: "".into(), ..id };
         assert!(identity_headers(&names, &empty).is_err());
     }
 }

@@ -242,14 +242,14 @@ impl Exchanger {
         }
         let claims = MintedClaims {
             iss: self.issuer_url.clone(),
-            sub: identity.subject.clone(),
+            sub: identity.subject.to_string(),
             aud: input.audience.to_string(),
             iat: now,
             nbf: now,
             exp: now + ttl,
             jti: new_jti(),
-            email: identity.email.clone(),
-            roles: identity.roles.clone(),
+            email: identity.email.to_string(),
+            roles: identity.roles.to_vec(),
             scope: scopes.join(" "),
             idp: identity.issuer.to_string(),
             act: actor.map(|sub| Actor { sub }),
@@ -257,7 +257,9 @@ impl Exchanger {
             azp: input.caller.map(str::to_owned),
             app: match &self.claims_namespace {
                 Some(ns) if !identity.claims.is_empty() => {
-                    [(ns.clone(), serde_json::Value::Object(identity.claims.clone()))].into_iter().collect()
+                    [(ns.clone(), serde_json::Value::Object((*identity.claims).clone()))]
+                        .into_iter()
+                        .collect()
                 }
                 _ => serde_json::Map::new(),
             },
@@ -295,7 +297,7 @@ impl Exchanger {
         };
         // Part of the Exchange being decided: recorded with it, not alone.
         let mut unrecorded = Decision::start(crate::obs::metrics::Adapter::Exchange, None, Context::new());
-        Ok(self.gate.decide(input, &mut unrecorded).await?.identity.subject.clone())
+        Ok(self.gate.decide(input, &mut unrecorded).await?.identity.subject.to_string())
     }
 
     /// `Some(sub)` when `token` was minted by this authgate and is valid;
@@ -346,7 +348,7 @@ impl Exchanger {
         let scope_count = (scopes.len() as u64).to_le_bytes();
         // The app's claims travel in the token: a change must mint anew.
         let claims = if self.claims_namespace.is_some() && !id.claims.is_empty() {
-            serde_json::Value::Object(id.claims.clone()).to_string()
+            serde_json::Value::Object((*id.claims).clone()).to_string()
         } else {
             String::new()
         };

@@ -66,7 +66,7 @@ impl StoreUse {
         let facts = TokenFacts {
             issuer: &identity.issuer,
             subject: &identity.subject,
-            jti: (!identity.jti.is_empty()).then_some(identity.jti.as_str()),
+            jti: (!identity.jti.is_empty()).then_some(&*identity.jti),
             // GoTrue writes no `iat`: its tokens live access_token_ttl.
             issued_at: identity.issued_at.unwrap_or(identity.expires_at - ttl),
             token,
@@ -111,17 +111,19 @@ impl StoreUse {
             let app_roles = view.roles.as_deref().unwrap_or_default();
             match roles_source {
                 RolesSource::Token => {}
-                RolesSource::Store => enriched.roles = app_roles.to_vec(),
+                RolesSource::Store => enriched.roles = app_roles.into(),
                 RolesSource::Both => {
+                    let mut roles = enriched.roles.into_vec();
                     for r in app_roles {
-                        if !enriched.roles.contains(r) {
-                            enriched.roles.push(r.clone());
+                        if !roles.contains(r) {
+                            roles.push(r.clone());
                         }
                     }
+                    enriched.roles = roles.into();
                 }
             }
             if *claims {
-                enriched.claims = view.claims.clone();
+                enriched.claims = view.claims.clone().into();
             }
             enriched
         }))

@@ -242,8 +242,8 @@ impl UserStore {
         }
         self.touched.insert(key(&identity.issuer, &identity.subject), ());
         self.queue(Change::Seen(NetlifyFields {
-            email: identity.email.clone(),
-            provider: identity.provider.clone(),
+            email: identity.email.to_string(),
+            provider: identity.provider.to_string(),
             app_metadata: identity.app_metadata.to_map(),
             user_metadata: identity.user_metadata.to_map(),
             ..NetlifyFields::bare(&identity.issuer, &identity.subject)
