@@ -322,6 +322,36 @@ async fn rotation_next_active_retired_with_every_algorithm() {
     }
 }
 
+/// The mint cache answers an identity from the identity cache by its
+/// address and one verified afresh by its content: every identical request
+/// gets the one token, whichever way it was found, and only the first signs.
+#[tokio::test]
+async fn identical_requests_share_one_minted_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write_key(dir.path(), "ed.pem", MintAlg::EdDSA);
+    let server = TestServer::start(&exchange_config(&[("k-ed", "EdDSA", "active", key)])).await;
+    let member = member_token(3600);
+    let mut tokens = Vec::new();
+    // 1: verified and minted; 2: identity cached, found by content, held by
+    // address; 3, 4: found by address.
+    for _ in 0..4 {
+        tokens.push(exchange(&server, request(&member, "orders")).await.unwrap().access_token);
+    }
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "one token for identical requests");
+    let other = exchange(
+        &server,
+        ExchangeRequest { scopes: vec!["orders:write".into()], ..request(&member, "orders") },
+    )
+    .await
+    .unwrap();
+    assert_ne!(other.access_token, tokens[0], "another scope is another token");
+    let samples = scrape(server.http).await;
+    let count = |name: &str, labels: &[(&str, &str)]| sample(&samples, name, labels).unwrap_or(0.0);
+    assert_eq!(count("authgate_minted_tokens_total", &[("audience", "orders")]), 2.0, "{samples:?}");
+    let mint = |result| count("authgate_cache_requests_total", &[("cache", "mint"), ("result", result)]);
+    assert_eq!((mint("hit"), mint("miss")), (3.0, 2.0), "{samples:?}");
+}
+
 /// Actor tokens authgate minted itself are checked with `exchange.leeway`
 /// (default 30 s, not the library's 60 s) and must be for one of authgate's
 /// audiences; before, one that expired 40 s ago still delegated.

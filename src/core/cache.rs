@@ -66,13 +66,13 @@ pub type Key = u128;
 /// The cache key of `token` as verified by `issuer` with key material of
 /// generation `epoch` (the verifier's `cache_epoch`).
 pub fn key(issuer: &str, epoch: u64, token: &str) -> Key {
-    keyed(&[issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
+    keyed([issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
 }
 
 /// The keyed hash of `parts`, each prefixed with its length so that no two
 /// different lists of parts hash the same input. Every in-memory cache key
 /// in authgate is made with it.
-pub fn keyed(parts: &[&[u8]]) -> Key {
+pub fn keyed<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Key {
     use siphasher::sip128::Hasher128;
     use std::hash::Hasher;
     static PROCESS_KEY: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
