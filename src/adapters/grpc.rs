@@ -55,7 +55,7 @@ pub(crate) fn forwarded_client_cert(metadata: &tonic::metadata::MetadataMap) -> 
 /// identity (or a reused minted token's) is not converted and encoded again
 /// on every answer.
 fn encoded_identity(identity: &crate::core::identity::Identity) -> bytes::Bytes {
-    identity.encoded.get_or_init(|| prost::Message::encode_to_vec(&pb::Identity::from(identity)).into())
+    identity.encoded.get_or_init(|| crate::adapters::pb::encode_identity(identity))
 }
 
 fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
