@@ -366,7 +366,11 @@ fn push_timestamp(out: &mut String, t: SystemTime) {
         }
         out.push_str(&cache.1);
     });
-    let _ = write!(out, ".{:06}Z", d.subsec_micros());
+    // Six digits, zero-padded, without the formatting machinery.
+    let micros = d.subsec_micros() + 1_000_000;
+    out.push('.');
+    out.push_str(&itoa::Buffer::new().format(micros)[1..]);
+    out.push('Z');
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
