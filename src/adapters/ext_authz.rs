@@ -70,7 +70,7 @@ fn request_view(req: &CheckRequest) -> Result<RequestView<'_>, AuthError> {
         if !kept {
             return Ok(());
         }
-        let visible = value.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t');
+        let visible = crate::core::headers::all_visible(value, true);
         match std::str::from_utf8(value) {
             Ok(v) if visible || !crate::gate::edge::is_read_header(name) => {
                 out.add_received(name, v);

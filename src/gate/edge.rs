@@ -135,13 +135,14 @@ pub fn check_header_safe(id: &Identity) -> Result<(), AuthError> {
     if id.subject.is_empty() {
         return Err(AuthError::UnsafeIdentityValue("empty subject"));
     }
-    for (what, v) in [("subject", &id.subject), ("email", &id.email)] {
-        if v.chars().any(char::is_control) {
+    // Visible ASCII holds no control character; only other text is
+    // decoded to look for one (C1 controls are characters, not bytes).
+    let control =
+        |v: &str| !crate::core::headers::all_visible(v.as_bytes(), false) && v.chars().any(char::is_control);
+    for (what, v) in [("subject", &*id.subject), ("email", &*id.email), ("issuer", &*id.issuer)] {
+        if control(v) {
             return Err(AuthError::UnsafeIdentityValue(what));
         }
-    }
-    if id.issuer.chars().any(char::is_control) {
-        return Err(AuthError::UnsafeIdentityValue("issuer"));
     }
     Ok(())
 }
@@ -160,6 +161,10 @@ pub fn report_omitted_roles(metrics: &crate::obs::metrics::Metrics, omitted: usi
 /// otherwise printable ASCII as is and every other byte (UTF-8 of non-ASCII
 /// text) and `%` percent-encoded (RFC 3986), so `ü` travels as `%C3%BC`.
 pub fn header_value(value: &str) -> Option<String> {
+    // The usual case, checked in one pass: nothing to refuse or encode.
+    if crate::core::headers::all_visible(value.as_bytes(), false) && !value.contains('%') {
+        return Some(value.to_owned());
+    }
     if value.chars().any(char::is_control) {
         return None;
     }
