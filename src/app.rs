@@ -169,8 +169,10 @@ pub async fn run_with_reload(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ExtAuthz::new(live.clone()))
-        .max_decoding_message_size(config.max_check_request_bytes);
+    let ext_authz = crate::adapters::envoy_service::AuthorizationService::new(
+        ExtAuthz::new(live.clone()),
+        config.max_check_request_bytes,
+    );
     let admin = pb::admin_service_server::AdminServiceServer::new(crate::adapters::admin::AdminGrpc::new(
         live.clone(),
     ))
@@ -330,12 +332,7 @@ async fn set_readiness_services(reporter: &tonic_health::server::HealthReporter,
     reporter
         .set_service_status(<AuthServiceServer<AuthGrpc> as tonic::server::NamedService>::NAME, status)
         .await;
-    reporter
-        .set_service_status(
-            <envoy_types::ext_authz::v3::pb::AuthorizationServer<ExtAuthz> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
+    reporter.set_service_status(crate::adapters::envoy_service::SERVICE_NAME, status).await;
 }
 
 /// Keeps health and `/readyz` equal to "every issuer can verify", logging

@@ -98,8 +98,10 @@ pub mod testing {
 pub mod pb {
     tonic::include_proto!("authgate.v1");
 
+    mod check_answer;
     mod exchange_response;
     mod verify_response;
+    pub use check_answer::CheckAnswer;
     pub use exchange_response::ExchangeResponse;
     pub use verify_response::VerifyResponse;
 

@@ -147,6 +147,93 @@ async fn check_contract() {
     assert_eq!(set.get("retry-after").map(String::as_str), Some("5"));
 }
 
+/// An allow is encoded once per cached identity and sent as those bytes
+/// while nothing it depends on changes: each case is a Check and whether
+/// its whole answer must equal the first one's.
+#[tokio::test]
+async fn allows_are_reused_only_while_nothing_they_depend_on_changes() {
+    use authgate::testing::{ExtAuthz, Live, Metrics};
+    let dir = tempfile::tempdir().unwrap();
+    let config = |subject_header: &str| {
+        let text = format!(
+            "[edge]\nsubject_header = \"{subject_header}\"\n{}\n{}",
+            exchange_section(dir.path()),
+            standard_config()
+        );
+        load_config(&text).unwrap()
+    };
+    let live = std::sync::Arc::new(
+        Live::start(config("x-authgate-subject"), std::sync::Arc::new(Metrics::new())).unwrap(),
+    );
+    let ext = ExtAuthz::new(live.clone());
+    let admin = format!("Bearer {}", gotrue_token(&gotrue_claims(), SECRET));
+    let member = member_bearer();
+    let answer = |headers: Vec<(&'static str, String)>, ctx: &'static [(&'static str, &'static str)]| {
+        let ext = &ext;
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let req = check_request(&headers, false, ctx);
+            // What goes on the wire: the encoded allow when there is one.
+            let answer = ext.check(tonic::Request::new(req)).await.unwrap().into_inner();
+            match answer.encoded {
+                Some(bytes) => <CheckResponse as prost::Message>::decode(bytes).unwrap(),
+                None => answer.response,
+            }
+        }
+    };
+    // Verified, then answered from the identity cache (and encoded, kept).
+    let verified = answer(vec![("authorization", admin.clone())], &[]).await;
+    let first = answer(vec![("authorization", admin.clone())], &[]).await;
+    assert_eq!(shape(&first).1, 200);
+    assert_eq!(verified, first, "the same answer either way");
+    type Case = (&'static str, Vec<(&'static str, String)>, &'static [(&'static str, &'static str)], bool);
+    let cases: [Case; 6] = [
+        ("the same token again (the encoded allow)", vec![("authorization", admin.clone())], &[], true),
+        ("once more", vec![("authorization", admin.clone())], &[], true),
+        ("another user", vec![("authorization", member.clone())], &[], false),
+        (
+            "another route's removals",
+            vec![("authorization", admin.clone())],
+            &[("remove_headers", "authorization,x-debug")],
+            false,
+        ),
+        (
+            "a cookie to rewrite",
+            vec![("authorization", admin.clone()), ("cookie", "nf_jwt=abc; theme=dark".into())],
+            &[],
+            false,
+        ),
+        ("a minted token", vec![("authorization", admin.clone())], &[("exchange_audience", "orders")], false),
+    ];
+    for (what, headers, ctx, same) in cases {
+        let got = answer(headers, ctx).await;
+        assert_eq!(shape(&got).1, 200, "{what}");
+        assert_eq!(got == first, same, "{what}: {got:?}");
+    }
+    // Built afresh where they differ, and right: the route's removals, the
+    // rewritten cookie.
+    let removed = shape(
+        &answer(vec![("authorization", admin.clone())], &[("remove_headers", "authorization,x-debug")]).await,
+    )
+    .3;
+    assert_eq!(removed, ["authorization", "x-debug"]);
+    let cookie = shape(
+        &answer(vec![("authorization", admin.clone()), ("cookie", "nf_jwt=abc; theme=dark".into())], &[])
+            .await,
+    )
+    .2;
+    assert_eq!(cookie.get("cookie").map(String::as_str), Some("theme=dark"));
+    // A reload that renames a header is a new generation: the same cached
+    // identity gets an allow with the new name.
+    live.reload(config("x-user-id"), Duration::from_secs(2)).await.unwrap();
+    let renamed = shape(&answer(vec![("authorization", admin.clone())], &[]).await).2;
+    assert!(renamed.contains_key("x-user-id") && !renamed.contains_key("x-authgate-subject"), "{renamed:?}");
+    assert_eq!(
+        answer(vec![("authorization", admin.clone())], &[]).await,
+        answer(vec![("authorization", admin)], &[]).await
+    );
+}
+
 /// `Authorization` for a member with this e-mail and a role holding a comma.
 fn odd_user(email: &str) -> String {
     let claims = json!({"exp": now() + 600, "sub": "5b7c2d1e-0000-4000-8000-000000000009", "email": email,

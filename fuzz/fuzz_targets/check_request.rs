@@ -2,7 +2,7 @@
 //! decision (request view, route policy, credential, verification).
 #![no_main]
 
-use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest};
+use envoy_types::ext_authz::v3::pb::CheckRequest;
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use std::sync::{Arc, OnceLock};

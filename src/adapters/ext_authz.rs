@@ -20,13 +20,13 @@
 use crate::adapters::listen::ConnInfo;
 use crate::core::error::AuthError;
 use crate::core::headers::Headers;
+use crate::core::identity::Identity;
 use crate::gate::decision::Decision;
 use crate::gate::edge::{IdentityHeaders, client_address, denial_parts, identity_headers, strip_cookies};
 use crate::gate::live::Live;
 use crate::obs::metrics::Adapter;
-use envoy_types::ext_authz::v3::pb::{
-    Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
-};
+use crate::pb::CheckAnswer;
+use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode};
 use envoy_types::ext_authz::v3::{CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder};
 use opentelemetry::context::FutureExt;
 use std::collections::HashMap;
@@ -36,13 +36,49 @@ use tonic::{Request, Response, Status};
 /// The ext_authz service.
 pub struct ExtAuthz {
     live: Arc<Live>,
+    allows: Allows,
 }
 
 impl ExtAuthz {
     /// Serves whatever generation is current when each check starts; its
     /// `decision_deadline` bounds every decision.
     pub fn new(live: Arc<Live>) -> Self {
-        Self { live }
+        Self { live, allows: Allows::new() }
+    }
+}
+
+/// Allows encoded once, for identities the identity cache holds (the
+/// decision was a cache hit, nothing added from the store): keyed by
+/// the identity's address, the generation (header names) and the route's
+/// removals, which are all an allow's bytes depend on when it carries no
+/// minted token and no rewritten cookie. An entry holds its identity, so
+/// no other identity can have that address while it exists, and a hit must
+/// be the same allocation. Bounded: ~1 KB an entry, idle ones dropped after
+/// a minute.
+struct Allows(moka::sync::Cache<crate::core::cache::Key, Arc<(Arc<Identity>, bytes::Bytes)>>);
+
+/// At most this many encoded allows (≈ 4 MB).
+const MAX_ALLOWS: u64 = 4096;
+
+impl Allows {
+    fn new() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(MAX_ALLOWS)
+                .time_to_idle(std::time::Duration::from_secs(60))
+                .build(),
+        )
+    }
+
+    fn key(identity: &Arc<Identity>, generation: u64, removed: &[String]) -> crate::core::cache::Key {
+        let address = (Arc::as_ptr(identity) as usize as u64).to_le_bytes();
+        let (generation, count) = (generation.to_le_bytes(), (removed.len() as u64).to_le_bytes());
+        let fixed: [&[u8]; 4] = [b"allow", &address, &generation, &count];
+        crate::core::cache::keyed(fixed.into_iter().chain(removed.iter().map(String::as_bytes)))
+    }
+
+    fn get(&self, key: &crate::core::cache::Key, identity: &Arc<Identity>) -> Option<bytes::Bytes> {
+        self.0.get(key).filter(|held| Arc::ptr_eq(&held.0, identity)).map(|held| held.1.clone())
     }
 }
 
@@ -116,9 +152,9 @@ fn denied(e: &AuthError) -> CheckResponse {
     resp
 }
 
-#[tonic::async_trait]
-impl Authorization for ExtAuthz {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+impl ExtAuthz {
+    /// One `Authorization/Check` ([`crate::adapters::envoy_service`]).
+    pub async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckAnswer>, Status> {
         let caller = request.extensions().get::<ConnInfo>().and_then(|c| c.certificate.clone());
         let xfcc = crate::adapters::grpc::forwarded_client_cert(request.metadata());
         let req = request.into_inner();
@@ -127,7 +163,7 @@ impl Authorization for ExtAuthz {
             generation.edge.route_from_extensions(view.context_extensions).map(|p| (view, p))
         }) {
             Ok(v) => v,
-            Err(e) => return Ok(Response::new(denied(&e))),
+            Err(e) => return Ok(Response::new(denied(&e).into())),
         };
         let cx = crate::obs::traces::server_span("envoy.service.auth.v3.Authorization/Check", |k| {
             view.headers.first(k)
@@ -154,15 +190,28 @@ impl Authorization for ExtAuthz {
                 }
             }
         };
+        // An identity from the identity cache, as verified (nothing added
+        // from the store), is the same allocation on every request.
+        let shared = decision.cache_hit && decision.store.is_none();
         decision.record(self.live.metrics(), result.as_ref().map(|(id, _)| &**id));
         let (identity, minted) = match result {
             Ok(d) => d,
-            Err(e) => return Ok(Response::new(denied(&e))),
+            Err(e) => return Ok(Response::new(denied(&e).into())),
         };
+        // With no minted token and no cookie to rewrite, an allow depends on
+        // the identity, the header names and the route's removals only.
+        let reusable = shared && minted.is_none() && view.headers.first("cookie").is_none();
+        let key = reusable.then(|| Allows::key(&identity, generation.serial, &policy.remove_headers));
+        if let Some(encoded) = key.as_ref().and_then(|k| self.allows.get(k, &identity)) {
+            return Ok(Response::new(CheckAnswer {
+                response: CheckResponse::default(),
+                encoded: Some(encoded),
+            }));
+        }
         let IdentityHeaders { values, omitted_roles: omitted } =
             match identity_headers(&generation.edge.headers, &identity) {
                 Ok(h) => h,
-                Err(e) => return Ok(Response::new(denied(&e))),
+                Err(e) => return Ok(Response::new(denied(&e).into())),
             };
         if omitted > 0 {
             crate::gate::edge::report_omitted_roles(self.live.metrics(), omitted);
@@ -197,7 +246,15 @@ impl Authorization for ExtAuthz {
         let mut resp = CheckResponse::with_status(Status::ok(""));
         resp.set_http_response(ok);
         resp.set_dynamic_metadata(Some(metadata(&identity)));
-        Ok(Response::new(resp))
+        match key {
+            // Only allows that left no role out: those are reported on every Check.
+            Some(key) if omitted == 0 => {
+                let encoded = bytes::Bytes::from(prost::Message::encode_to_vec(&resp));
+                self.allows.0.insert(key, Arc::new((identity, encoded.clone())));
+                Ok(Response::new(CheckAnswer { response: CheckResponse::default(), encoded: Some(encoded) }))
+            }
+            _ => Ok(Response::new(resp.into())),
+        }
     }
 }
 

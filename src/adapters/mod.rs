@@ -3,6 +3,7 @@
 //! the HTTP side port; the accept loop and limits both ports share.
 
 pub mod admin;
+pub mod envoy_service;
 pub mod ext_authz;
 pub mod forward_auth;
 pub mod grpc;

@@ -61,6 +61,9 @@ pub struct Generation {
     pub trust_forwarded_client_cert: bool,
     /// The Identity webhooks of the issuers that have one.
     pub webhooks: crate::gate::webhook::Webhooks,
+    /// Distinct for every generation the process builds: what an adapter
+    /// caches from one generation's config is keyed by it.
+    pub serial: u64,
 }
 
 impl Generation {
@@ -107,6 +110,10 @@ impl Generation {
             caller_tokens,
             trust_forwarded_client_cert: config.trust_forwarded_client_cert,
             webhooks,
+            serial: {
+                static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 }
