@@ -259,7 +259,17 @@ jwks_file = "{work / "jwks.json"}"
         cap_out = cap_run.communicate()[0]
         capacity = float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", cap_out).group(1))
         cap_req = requests(cap_out)
-        before = metrics(http_addr)
+        # h2load stops with requests in flight (started, not done): the
+        # server still answers and counts them, so the baseline waits until
+        # its decision count stops moving (a slow debug build took a while).
+        settled, last = time.monotonic() + 10, None
+        while time.monotonic() < settled:
+            before = metrics(http_addr)
+            now = total(before, "authgate_decisions_total")
+            if now == last:
+                break
+            last = now
+            time.sleep(0.3)
         paced_rate = args.load * capacity
         report.update(capacity_rps=round(capacity), target_rps=round(paced_rate), duration_s=args.duration)
         print(f"capacity {capacity:.0f} req/s; soaking at {args.load:.0%} = {paced_rate:.0f} req/s paced "
