@@ -47,14 +47,12 @@ impl ExtAuthz {
     }
 }
 
-/// Allows encoded once, for identities the identity cache holds (the
-/// decision was a cache hit, nothing added from the store): keyed by
-/// the identity's address, the generation (header names) and the route's
-/// removals, which are all an allow's bytes depend on when it carries no
-/// minted token and no rewritten cookie. An entry holds its identity, so
-/// no other identity can have that address while it exists, and a hit must
-/// be the same allocation. Bounded: ~1 KB an entry, idle ones dropped after
-/// a minute.
+/// Allows encoded once, for identities the identity cache holds
+/// ([`Decision::identity_is_shared`]): keyed by the identity's address (an
+/// entry holds its identity; a hit must be the same allocation), the
+/// generation (header names) and the route's removals, which are all an
+/// allow's bytes depend on when it carries no minted token and no rewritten
+/// cookie. Bounded: ~1 KB an entry, idle ones dropped after a minute.
 struct Allows(moka::sync::Cache<crate::core::cache::Key, Arc<(Arc<Identity>, bytes::Bytes)>>);
 
 /// At most this many encoded allows (≈ 4 MB).
@@ -71,7 +69,7 @@ impl Allows {
     }
 
     fn key(identity: &Arc<Identity>, generation: u64, removed: &[String]) -> crate::core::cache::Key {
-        let address = (Arc::as_ptr(identity) as usize as u64).to_le_bytes();
+        let address = crate::core::cache::address(identity);
         let (generation, count) = (generation.to_le_bytes(), (removed.len() as u64).to_le_bytes());
         let fixed: [&[u8]; 4] = [b"allow", &address, &generation, &count];
         crate::core::cache::keyed(fixed.into_iter().chain(removed.iter().map(String::as_bytes)))
@@ -79,6 +77,10 @@ impl Allows {
 
     fn get(&self, key: &crate::core::cache::Key, identity: &Arc<Identity>) -> Option<bytes::Bytes> {
         self.0.get(key).filter(|held| Arc::ptr_eq(&held.0, identity)).map(|held| held.1.clone())
+    }
+
+    fn insert(&self, key: crate::core::cache::Key, identity: Arc<Identity>, encoded: bytes::Bytes) {
+        self.0.insert(key, Arc::new((identity, encoded)));
     }
 }
 
@@ -190,9 +192,7 @@ impl ExtAuthz {
                 }
             }
         };
-        // An identity from the identity cache, as verified (nothing added
-        // from the store), is the same allocation on every request.
-        let shared = decision.cache_hit && decision.store.is_none();
+        let shared = decision.identity_is_shared();
         decision.record(self.live.metrics(), result.as_ref().map(|(id, _)| &**id));
         let (identity, minted) = match result {
             Ok(d) => d,
@@ -203,10 +203,7 @@ impl ExtAuthz {
         let reusable = shared && minted.is_none() && view.headers.first("cookie").is_none();
         let key = reusable.then(|| Allows::key(&identity, generation.serial, &policy.remove_headers));
         if let Some(encoded) = key.as_ref().and_then(|k| self.allows.get(k, &identity)) {
-            return Ok(Response::new(CheckAnswer {
-                response: CheckResponse::default(),
-                encoded: Some(encoded),
-            }));
+            return Ok(Response::new(CheckAnswer::encoded(encoded)));
         }
         let IdentityHeaders { values, omitted_roles: omitted } =
             match identity_headers(&generation.edge.headers, &identity) {
@@ -250,8 +247,8 @@ impl ExtAuthz {
             // Only allows that left no role out: those are reported on every Check.
             Some(key) if omitted == 0 => {
                 let encoded = bytes::Bytes::from(prost::Message::encode_to_vec(&resp));
-                self.allows.0.insert(key, Arc::new((identity, encoded.clone())));
-                Ok(Response::new(CheckAnswer { response: CheckResponse::default(), encoded: Some(encoded) }))
+                self.allows.insert(key, identity, encoded.clone());
+                Ok(Response::new(CheckAnswer::encoded(encoded)))
             }
             _ => Ok(Response::new(resp.into())),
         }

@@ -69,6 +69,14 @@ pub fn key(issuer: &str, epoch: u64, token: &str) -> Key {
     keyed([issuer.as_bytes(), &epoch.to_le_bytes(), token.as_bytes()])
 }
 
+/// A key part naming one allocation: for caches whose entries hold the
+/// `Arc` they were made for, so that no other value can have that address
+/// while the entry exists. A hit must still be checked with `Arc::ptr_eq`
+/// against the value in hand.
+pub fn address<T>(value: &Arc<T>) -> [u8; 8] {
+    (Arc::as_ptr(value) as usize as u64).to_le_bytes()
+}
+
 /// The keyed hash of `parts`, each prefixed with its length so that no two
 /// different lists of parts hash the same input. Every in-memory cache key
 /// in authgate is made with it.

@@ -69,6 +69,14 @@ impl<'c> Decision<'c> {
         self
     }
 
+    /// The identity granted is the one the identity cache holds, as it was
+    /// verified (nothing added from the store): the same allocation on
+    /// every request with that token, so what depends only on it can be
+    /// kept by its address ([`crate::core::cache::address`]).
+    pub fn identity_is_shared(&self) -> bool {
+        self.cache_hit && self.store.is_none()
+    }
+
     /// The adapter the request came through.
     pub fn adapter(&self) -> Adapter {
         self.adapter

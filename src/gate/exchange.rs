@@ -201,10 +201,7 @@ impl Exchanger {
         decision: &mut Decision<'_>,
     ) -> Result<Arc<Minted>, AuthError> {
         decision.audience = Some(input.audience.to_string());
-        // An identity answered from the identity cache, as it was verified
-        // (no roles or claims added from the store), is the same allocation
-        // on every request for that token.
-        let shared = decision.cache_hit && decision.store.is_none();
+        let shared = decision.identity_is_shared();
         let minted = self.mint(identity, input, shared).await?;
         decision.key_id = Some(minted.key_id.clone());
         Ok(minted)
@@ -362,10 +359,9 @@ impl Exchanger {
     }
 
     /// The mint cache key. A `shared` identity (one the identity cache
-    /// holds) is keyed by its address rather than its content: the entry
-    /// keeps the identity alive, so no other identity can have that address
-    /// while the entry exists (and a hit is checked to be the same
-    /// allocation). Hashing the content again cost ~2,000 instructions a
+    /// holds) is keyed by its address rather than its content (the entry
+    /// holds the identity; a hit is checked to be the same allocation).
+    /// Hashing the content again cost ~2,000 instructions a
     /// cached Exchange; an identity built for one request (roles from the
     /// store, the identity cache off) is keyed by content, so that identical
     /// requests still share a token.
@@ -380,7 +376,7 @@ impl Exchanger {
         let ttl = input.requested_ttl.map_or(u64::MAX, |d| d.as_secs()).to_le_bytes();
         let scope_count = (scopes.len() as u64).to_le_bytes();
         if shared {
-            let address = (Arc::as_ptr(id) as usize as u64).to_le_bytes();
+            let address = crate::core::cache::address(id);
             // A first part no content key has (those start with 8 bytes).
             let parts: [&[u8]; 8] = [
                 b"shared",

@@ -21,6 +21,13 @@ pub struct CheckAnswer {
     pub encoded: Option<Bytes>,
 }
 
+impl CheckAnswer {
+    /// An answer already encoded.
+    pub fn encoded(bytes: Bytes) -> Self {
+        Self { response: CheckResponse::default(), encoded: Some(bytes) }
+    }
+}
+
 impl From<CheckResponse> for CheckAnswer {
     fn from(response: CheckResponse) -> Self {
         Self { response, encoded: None }
@@ -68,10 +75,8 @@ mod tests {
         let mut built = CheckResponse::with_status(tonic::Status::ok(""));
         built.set_http_response(ok);
         let bytes = Bytes::from(built.encode_to_vec());
-        let cases = [
-            ("built", CheckAnswer::from(built.clone())),
-            ("encoded", CheckAnswer { response: CheckResponse::default(), encoded: Some(bytes.clone()) }),
-        ];
+        let cases =
+            [("built", CheckAnswer::from(built.clone())), ("encoded", CheckAnswer::encoded(bytes.clone()))];
         for (what, answer) in cases {
             assert_eq!(answer.encoded_len(), bytes.len(), "{what}");
             let wire = answer.encode_to_vec();
