@@ -69,6 +69,8 @@ pub(crate) fn encode_identity(id: &Identity) -> bytes::Bytes {
     let (app, user) = (id.app_metadata.to_map(), id.user_metadata.to_map());
     let claims = (!id.claims.is_empty()).then_some(&*id.claims);
     let timestamp = timestamp_len(id.expires_at);
+    let (app_len, user_len) = (struct_len(&app), struct_len(&user));
+    let claims_len = claims.map(struct_len);
     let len = [(1, &*id.subject), (2, &*id.email), (4, &*id.provider), (5, &*id.issuer)]
         .into_iter()
         .chain([(10, &*id.session_id), (11, &*id.aal)])
@@ -78,10 +80,10 @@ pub(crate) fn encode_identity(id: &Identity) -> bytes::Bytes {
         + string::encoded_len_repeated(3, &id.roles)
         + string::encoded_len_repeated(6, &id.audiences)
         + nested_len(7, timestamp)
-        + nested_len(8, struct_len(&app))
-        + nested_len(9, struct_len(&user))
+        + nested_len(8, app_len)
+        + nested_len(9, user_len)
         + if id.is_anonymous { pbool::encoded_len(12, &true) } else { 0 }
-        + claims.map_or(0, |c| nested_len(13, struct_len(c)));
+        + claims_len.map_or(0, |len| nested_len(13, len));
     let mut buf = Vec::with_capacity(len);
     let text = |tag: u32, s: &str, buf: &mut Vec<u8>| {
         if !s.is_empty() {
@@ -98,17 +100,17 @@ pub(crate) fn encode_identity(id: &Identity) -> bytes::Bytes {
     if id.expires_at != 0 {
         prost::encoding::int64::encode(1, &id.expires_at, &mut buf);
     }
-    nested_key(8, struct_len(&app), &mut buf);
+    nested_key(8, app_len, &mut buf);
     encode_struct(&app, &mut buf);
-    nested_key(9, struct_len(&user), &mut buf);
+    nested_key(9, user_len, &mut buf);
     encode_struct(&user, &mut buf);
     text(10, &id.session_id, &mut buf);
     text(11, &id.aal, &mut buf);
     if id.is_anonymous {
         pbool::encode(12, &true, &mut buf);
     }
-    if let Some(c) = claims {
-        nested_key(13, struct_len(c), &mut buf);
+    if let (Some(c), Some(len)) = (claims, claims_len) {
+        nested_key(13, len, &mut buf);
         encode_struct(c, &mut buf);
     }
     buf.into()
@@ -127,7 +129,9 @@ fn timestamp_len(seconds: i64) -> usize {
     if seconds == 0 { 0 } else { prost::encoding::int64::encoded_len(1, &seconds) }
 }
 
-/// A `google.protobuf.Struct`: one map entry (field 1) per member.
+/// A `google.protobuf.Struct`: one map entry (field 1) per member. Nested
+/// lengths are computed again at each level they are written; the depth is
+/// bounded by serde_json's recursion limit (128), and metadata is small.
 fn struct_len(map: &Map<String, Value>) -> usize {
     map.iter().map(|(k, v)| nested_len(1, entry_len(k, v))).sum()
 }
@@ -153,9 +157,14 @@ fn value_len(v: &Value) -> usize {
         Value::Null | Value::Bool(_) => 2,
         Value::Number(_) => 9,
         Value::String(s) => 1 + text_len(s),
-        Value::Array(items) => nested_len(6, items.iter().map(|i| nested_len(1, value_len(i))).sum()),
+        Value::Array(items) => nested_len(6, list_len(items)),
         Value::Object(m) => nested_len(5, struct_len(m)),
     }
+}
+
+/// A `google.protobuf.ListValue`: one `Value` (field 1) per item.
+fn list_len(items: &[Value]) -> usize {
+    items.iter().map(|i| nested_len(1, value_len(i))).sum()
 }
 
 fn encode_struct(map: &Map<String, Value>, buf: &mut Vec<u8>) {
@@ -185,7 +194,7 @@ fn encode_value(v: &Value, buf: &mut Vec<u8>) {
             encode_struct(m, buf);
         }
         Value::Array(items) => {
-            nested_key(6, items.iter().map(|i| nested_len(1, value_len(i))).sum(), buf);
+            nested_key(6, list_len(items), buf);
             for item in items {
                 nested_key(1, value_len(item), buf);
                 encode_value(item, buf);
