@@ -148,8 +148,9 @@ async fn check_contract() {
 }
 
 /// An allow is encoded once per cached identity and sent as those bytes
-/// while nothing it depends on changes: each case is a Check and whether
-/// its whole answer must equal the first one's.
+/// while nothing it depends on changes: each case is a Check, whether its
+/// whole answer must equal the first one's, and whether it was sent as kept
+/// bytes.
 #[tokio::test]
 async fn allows_are_reused_only_while_nothing_they_depend_on_changes() {
     use authgate::testing::{ExtAuthz, Live, Metrics};
@@ -173,60 +174,76 @@ async fn allows_are_reused_only_while_nothing_they_depend_on_changes() {
         async move {
             let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let req = check_request(&headers, false, ctx);
-            // What goes on the wire: the encoded allow when there is one.
+            // What goes on the wire (the kept bytes when there are), and
+            // whether it was kept bytes.
             let answer = ext.check(tonic::Request::new(req)).await.unwrap().into_inner();
             match answer.encoded {
-                Some(bytes) => <CheckResponse as prost::Message>::decode(bytes).unwrap(),
-                None => answer.response,
+                Some(bytes) => (<CheckResponse as prost::Message>::decode(bytes).unwrap(), true),
+                None => (answer.response, false),
             }
         }
     };
-    // Verified, then answered from the identity cache (and encoded, kept).
-    let verified = answer(vec![("authorization", admin.clone())], &[]).await;
-    let first = answer(vec![("authorization", admin.clone())], &[]).await;
+    // Verified (built), then answered from the identity cache (encoded, kept).
+    let (verified, kept) = answer(vec![("authorization", admin.clone())], &[]).await;
+    assert!(!kept, "a fresh verification is not the identity cache's identity");
+    let (first, kept) = answer(vec![("authorization", admin.clone())], &[]).await;
+    assert!(kept, "a cached identity's allow is encoded and kept");
     assert_eq!(shape(&first).1, 200);
     assert_eq!(verified, first, "the same answer either way");
-    type Case = (&'static str, Vec<(&'static str, String)>, &'static [(&'static str, &'static str)], bool);
+    type Case =
+        (&'static str, Vec<(&'static str, String)>, &'static [(&'static str, &'static str)], bool, bool);
     let cases: [Case; 6] = [
-        ("the same token again (the encoded allow)", vec![("authorization", admin.clone())], &[], true),
-        ("once more", vec![("authorization", admin.clone())], &[], true),
-        ("another user", vec![("authorization", member.clone())], &[], false),
+        ("the same token again (the kept allow)", vec![("authorization", admin.clone())], &[], true, true),
+        ("once more", vec![("authorization", admin.clone())], &[], true, true),
+        ("another user, verified afresh", vec![("authorization", member.clone())], &[], false, false),
         (
-            "another route's removals",
+            "another route's removals: its own kept allow",
             vec![("authorization", admin.clone())],
             &[("remove_headers", "authorization,x-debug")],
             false,
+            true,
         ),
         (
             "a cookie to rewrite",
             vec![("authorization", admin.clone()), ("cookie", "nf_jwt=abc; theme=dark".into())],
             &[],
             false,
+            false,
         ),
-        ("a minted token", vec![("authorization", admin.clone())], &[("exchange_audience", "orders")], false),
+        (
+            "a minted token",
+            vec![("authorization", admin.clone())],
+            &[("exchange_audience", "orders")],
+            false,
+            false,
+        ),
     ];
-    for (what, headers, ctx, same) in cases {
-        let got = answer(headers, ctx).await;
+    for (what, headers, ctx, same, want_kept) in cases {
+        let (got, kept) = answer(headers, ctx).await;
         assert_eq!(shape(&got).1, 200, "{what}");
         assert_eq!(got == first, same, "{what}: {got:?}");
+        assert_eq!(kept, want_kept, "{what}: sent as kept bytes");
     }
     // Built afresh where they differ, and right: the route's removals, the
     // rewritten cookie.
     let removed = shape(
-        &answer(vec![("authorization", admin.clone())], &[("remove_headers", "authorization,x-debug")]).await,
+        &answer(vec![("authorization", admin.clone())], &[("remove_headers", "authorization,x-debug")])
+            .await
+            .0,
     )
     .3;
     assert_eq!(removed, ["authorization", "x-debug"]);
     let cookie = shape(
         &answer(vec![("authorization", admin.clone()), ("cookie", "nf_jwt=abc; theme=dark".into())], &[])
-            .await,
+            .await
+            .0,
     )
     .2;
     assert_eq!(cookie.get("cookie").map(String::as_str), Some("theme=dark"));
     // A reload that renames a header is a new generation: the same cached
     // identity gets an allow with the new name.
     live.reload(config("x-user-id"), Duration::from_secs(2)).await.unwrap();
-    let renamed = shape(&answer(vec![("authorization", admin.clone())], &[]).await).2;
+    let renamed = shape(&answer(vec![("authorization", admin.clone())], &[]).await.0).2;
     assert!(renamed.contains_key("x-user-id") && !renamed.contains_key("x-authgate-subject"), "{renamed:?}");
     assert_eq!(
         answer(vec![("authorization", admin.clone())], &[]).await,
